@@ -1,0 +1,706 @@
+"""The archive: agents in git, everything known about them in SQL, large artefacts as blobs.
+
+Every write puts files (git objects, blobs) on disk first and then commits one SQL
+transaction, so a crash can leave an unreferenced object but never a row pointing at nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, case, func, insert, select, update
+
+from archive import database
+from archive.blobs import BlobStore
+from archive.errors import (
+    AmbiguousNode,
+    ArchiveExists,
+    ArchiveNotFound,
+    InvalidArgument,
+    SchemaTooNew,
+    UnknownNode,
+)
+from archive.gitstore import GitStore
+from archive.lineage import Lineage
+from archive.records import (
+    CheckReport,
+    EvalStatus,
+    Evaluation,
+    EvaluationResult,
+    Event,
+    FMCall,
+    Node,
+    NodeScores,
+    NodeStatus,
+    NodeSummary,
+    Origin,
+    Review,
+    Run,
+    Score,
+)
+from archive.schema import evaluations, events, fm_usage, node_scores, nodes, reviews, runs
+
+MARKER = "archive.json"
+FORMAT = 1
+DEFAULT_BUSY_TIMEOUT = 10.0
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def marker(self) -> Path:
+        return self.root / MARKER
+
+    @property
+    def git(self) -> Path:
+        return self.root / "agents.git"
+
+    @property
+    def blobs(self) -> Path:
+        return self.root / "blobs"
+
+    @property
+    def sqlite(self) -> Path:
+        return self.root / "archive.db"
+
+    def database_url(self, configured: str | None) -> str:
+        return configured or f"sqlite:///{self.sqlite.resolve()}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Archive:
+    """An open archive. Use `Archive.init` or `Archive.open`; close it (or use `with`)."""
+
+    def __init__(self, root: Path, engine: Engine, url: str, *, durable: bool = True):
+        self.layout = Layout(Path(root))
+        self.root = self.layout.root
+        self._engine = engine
+        self._url = url
+        self.git = GitStore(self.layout.git, durable=durable)
+        self.blobs = BlobStore(self.layout.blobs, durable=durable)
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        root: Path,
+        *,
+        database_url: str | None = None,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    ) -> Archive:
+        """Create an archive. It is built in a scratch folder and moved into place whole."""
+        root = Path(root)
+        if (root / MARKER).exists():
+            raise ArchiveExists(f"{root} already holds an archive; open it instead of re-creating")
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise ArchiveExists(f"{root} exists and is not empty; choose a new or empty folder")
+        root.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{root.name}.init-", dir=root.parent))
+        try:
+            layout = Layout(scratch)
+            GitStore.init(layout.git).close()
+            layout.blobs.mkdir()
+            url = layout.database_url(database_url)
+            engine = database.create(url, busy_timeout=busy_timeout)
+            try:
+                with database.translated_errors(url):
+                    if database_url and database.current_revision(engine) is not None:
+                        raise ArchiveExists(
+                            "that database already holds an archive; give an empty database"
+                        )
+                    database.upgrade(engine)
+            finally:
+                engine.dispose()
+            layout.marker.write_text(
+                json.dumps({"format": FORMAT, "database": database_url}, indent=2) + "\n"
+            )
+            if root.exists():
+                root.rmdir()
+            scratch.rename(root)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        return cls.open(root, busy_timeout=busy_timeout)
+
+    @classmethod
+    def open(
+        cls, root: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, durable: bool = True
+    ) -> Archive:
+        layout = Layout(Path(root))
+        try:
+            marker = json.loads(layout.marker.read_text())
+        except FileNotFoundError:
+            raise ArchiveNotFound(
+                f"no archive at {layout.root}; create one with `dgm init --archive {layout.root}` "
+                "or point --archive (or DGM_ARCHIVE) at an existing one"
+            ) from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ArchiveNotFound(
+                f"{layout.marker} is not readable JSON; the archive is damaged"
+            ) from None
+        if marker.get("format", 0) > FORMAT:
+            raise SchemaTooNew(
+                f"{layout.root} was written by a newer dgm (format {marker['format']}); "
+                "upgrade dgm to open it"
+            )
+        url = layout.database_url(marker.get("database"))
+        engine = database.create(url, busy_timeout=busy_timeout)
+        try:
+            with database.translated_errors(url):
+                database.ensure_schema(engine)
+            return cls(layout.root, engine, url, durable=durable)
+        except BaseException:
+            engine.dispose()
+            raise
+
+    def close(self) -> None:
+        self.git.close()
+        self._engine.dispose()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def database_url(self) -> str:
+        return self._url
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with database.translated_errors(self._url), self._engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with (
+            database.translated_errors(self._url),
+            self._engine.connect().execution_options(dgm_write=True) as conn,
+            conn.begin(),
+        ):
+            yield conn
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def create_run(self, name: str, config: dict[str, Any]) -> Run:
+        row = {
+            "id": uuid.uuid4().hex,
+            "name": name,
+            "config": config,
+            "config_hash": config_hash(config),
+            "status": "running",
+            "stop_reason": None,
+            "started_at": _now(),
+            "finished_at": None,
+        }
+        with self._write() as conn:
+            conn.execute(insert(runs), row)
+            self._event(conn, "run_started", {"name": name}, run_id=row["id"])
+        return Run(**row)
+
+    def finish_run(self, run_id: str, status: str, reason: str | None = None) -> None:
+        with self._write() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(status=status, stop_reason=reason, finished_at=_now())
+            )
+            self._event(conn, "run_finished", {"status": status, "reason": reason}, run_id=run_id)
+
+    def run(self, run_id: str) -> Run:
+        with self._read() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+        if row is None:
+            raise InvalidArgument(f"no run {run_id} in {self.root}")
+        return Run(**row)
+
+    # -- nodes -------------------------------------------------------------------------------
+
+    def add_node(
+        self,
+        directory: Path,
+        *,
+        parent: str | None = None,
+        origin: Origin = Origin.HUMAN,
+        status: NodeStatus = NodeStatus.ADMITTED,
+        proposal: str = "",
+        run_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Node:
+        """Commit a directory as a new agent, child of `parent` (a full node id) if given."""
+        parent_commit = self.node(parent).commit if parent else None
+        node_id = uuid.uuid4().hex
+        created = _now()
+        tree = self.git.write_directory(Path(directory))
+        summary = proposal.strip() or f"{origin.value} agent"
+        message = f"{summary}\n\nDgm-Node: {node_id}\nDgm-Origin: {origin.value}\n"
+        commit = self.git.write_commit(tree, parent_commit, message, created, author="dgm")
+        self.git.set_node_ref(node_id, commit)
+        node = Node(
+            id=node_id,
+            parent_id=parent,
+            run_id=run_id,
+            commit=commit,
+            tree=tree,
+            origin=Origin(origin),
+            status=NodeStatus(status),
+            proposal=proposal,
+            meta=meta or {},
+            created_at=created,
+        )
+        with self._write() as conn:
+            conn.execute(
+                insert(nodes),
+                {
+                    "id": node.id,
+                    "parent_id": node.parent_id,
+                    "run_id": node.run_id,
+                    "commit_sha": node.commit,
+                    "tree_sha": node.tree,
+                    "origin": node.origin.value,
+                    "status": node.status.value,
+                    "proposal": node.proposal,
+                    "meta": node.meta,
+                    "created_at": node.created_at,
+                },
+            )
+            self._event(
+                conn,
+                "node_added",
+                {"parent": parent, "origin": node.origin.value, "commit": commit},
+                run_id=run_id,
+                node_id=node_id,
+            )
+        return node
+
+    def resolve(self, ref: str) -> str:
+        """A full node id from a unique prefix of at least 4 hex characters."""
+        prefix = ref.strip().lower()
+        if len(prefix) < 4 or len(prefix) > 32 or not _HEX.match(prefix):
+            raise UnknownNode(
+                f"{ref!r} is not a node id; give at least 4 hex characters "
+                "(see `dgm tree` for the ids)"
+            )
+        with self._read() as conn:
+            found = conn.scalars(
+                select(nodes.c.id).where(nodes.c.id.startswith(prefix)).limit(2)
+            ).all()
+        if not found:
+            raise UnknownNode(f"no node {ref!r} in {self.root}; see `dgm tree` for the ids")
+        if len(found) > 1:
+            raise AmbiguousNode(
+                f"node id {ref!r} is ambiguous (matches {found[0][:12]}, {found[1][:12]}, ...); "
+                "give more characters"
+            )
+        return found[0]
+
+    def node(self, node_id: str) -> Node:
+        with self._read() as conn:
+            row = conn.execute(select(nodes).where(nodes.c.id == node_id)).mappings().first()
+        if row is None:
+            raise UnknownNode(f"no node {node_id!r} in {self.root}; see `dgm tree` for the ids")
+        return _node(row)
+
+    def nodes(self, ids: Sequence[str] | None = None) -> list[Node]:
+        query = select(nodes).order_by(nodes.c.created_at, nodes.c.id)
+        if ids is not None:
+            query = query.where(nodes.c.id.in_(ids))
+        with self._read() as conn:
+            return [_node(row) for row in conn.execute(query).mappings()]
+
+    def set_status(self, node_id: str, status: NodeStatus, reason: str = "") -> None:
+        with self._write() as conn:
+            changed = conn.execute(
+                update(nodes).where(nodes.c.id == node_id).values(status=NodeStatus(status).value)
+            ).rowcount
+            if not changed:
+                raise UnknownNode(f"no node {node_id!r} in {self.root}")
+            self._event(
+                conn, "status_changed", {"status": status.value, "reason": reason}, node_id=node_id
+            )
+
+    def summaries(self) -> list[NodeSummary]:
+        """Every node with its score and child counts, in one query.
+
+        This is what parent selection reads on every step, so scores come from the
+        `node_scores` running totals and child counts from the indexed parent column.
+        """
+        score = (
+            select(
+                node_scores.c.node_id,
+                func.sum(node_scores.c.resolved).label("resolved"),
+                func.sum(node_scores.c.attempted).label("attempted"),
+            )
+            .group_by(node_scores.c.node_id)
+            .subquery()
+        )
+        child = nodes.alias("child")
+        kids = (
+            select(
+                child.c.parent_id,
+                func.count().label("children"),
+                func.sum(case((child.c.status == NodeStatus.ADMITTED.value, 1), else_=0)).label(
+                    "admitted"
+                ),
+            )
+            .where(child.c.parent_id.is_not(None))
+            .group_by(child.c.parent_id)
+            .subquery()
+        )
+        query = (
+            select(
+                nodes.c.id,
+                nodes.c.parent_id,
+                nodes.c.commit_sha,
+                nodes.c.tree_sha,
+                nodes.c.origin,
+                nodes.c.status,
+                nodes.c.created_at,
+                score.c.resolved,
+                score.c.attempted,
+                kids.c.children,
+                kids.c.admitted,
+            )
+            .outerjoin(score, score.c.node_id == nodes.c.id)
+            .outerjoin(kids, kids.c.parent_id == nodes.c.id)
+            .order_by(nodes.c.created_at, nodes.c.id)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            NodeSummary(
+                id=r[0],
+                parent_id=r[1],
+                commit=r[2],
+                tree=r[3],
+                origin=Origin(r[4]),
+                status=NodeStatus(r[5]),
+                created_at=r[6],
+                score=Score(int(r[7] or 0), int(r[8] or 0)),
+                children=int(r[9] or 0),
+                admitted_children=int(r[10] or 0),
+            )
+            for r in rows
+        ]
+
+    def lineage(self) -> Lineage:
+        with self._read() as conn:
+            return Lineage(conn.execute(select(nodes.c.id, nodes.c.parent_id)).all())
+
+    def best(self) -> str:
+        """The admitted node with the highest score (ties: more tasks attempted, then older)."""
+        candidates = [
+            s for s in self.summaries() if s.status is NodeStatus.ADMITTED and s.score.attempted
+        ]
+        if not candidates:
+            raise InvalidArgument(
+                f"no admitted node in {self.root} has been evaluated yet; name a node instead"
+            )
+        best = max(
+            candidates,
+            key=lambda s: (s.score.value, s.score.attempted, -s.created_at.timestamp()),
+        )
+        return best.id
+
+    # -- evaluations -------------------------------------------------------------------------
+
+    def record_evaluations(
+        self, node_id: str, results: Sequence[EvaluationResult], *, run_id: str | None = None
+    ) -> list[Evaluation]:
+        """Store a batch of task results for one node: blobs first, then one transaction."""
+        blob_refs = [
+            tuple(
+                self.blobs.put(data) if data is not None else None
+                for data in (r.log, r.patch, r.trajectory)
+            )
+            for r in results
+        ]
+        created = _now()
+        with self._write() as conn:
+            if not conn.execute(select(nodes.c.id).where(nodes.c.id == node_id)).first():
+                raise UnknownNode(f"no node {node_id!r} in {self.root}")
+            latest = {
+                (bench, task): attempt
+                for bench, task, attempt in conn.execute(
+                    select(
+                        evaluations.c.benchmark, evaluations.c.task, func.max(evaluations.c.attempt)
+                    )
+                    .where(evaluations.c.node_id == node_id)
+                    .group_by(evaluations.c.benchmark, evaluations.c.task)
+                )
+            }
+            rows, totals = [], {}
+            for result, (log, patch, trajectory) in zip(results, blob_refs, strict=True):
+                status = EvalStatus(result.status)
+                key = (result.benchmark, result.task)
+                latest[key] = latest.get(key, 0) + 1
+                rows.append(
+                    {
+                        "node_id": node_id,
+                        "run_id": run_id,
+                        "benchmark": result.benchmark,
+                        "stage": result.stage,
+                        "task": result.task,
+                        "attempt": latest[key],
+                        "status": status.value,
+                        "resolved": status is EvalStatus.RESOLVED,
+                        "duration_s": result.duration_s,
+                        "cost_usd": result.cost_usd,
+                        "model": result.model,
+                        "log_blob": log,
+                        "patch_blob": patch,
+                        "trajectory_blob": trajectory,
+                        "created_at": created,
+                    }
+                )
+                if status.counted:
+                    total = totals.get((result.benchmark, result.stage), Score())
+                    totals[(result.benchmark, result.stage)] = total + Score(
+                        int(status is EvalStatus.RESOLVED), 1
+                    )
+            if not rows:
+                return []
+            ids = conn.execute(
+                insert(evaluations).returning(evaluations.c.id, sort_by_parameter_order=True),
+                rows,
+            ).scalars()
+            stored = [_evaluation({**row, "id": i}) for i, row in zip(ids.all(), rows, strict=True)]
+            for (benchmark, stage), score in totals.items():
+                self._add_score(conn, node_id, benchmark, stage, score)
+            self._event(
+                conn,
+                "evaluations_recorded",
+                {
+                    "count": len(rows),
+                    "resolved": sum(row["resolved"] for row in rows),
+                    "benchmarks": sorted({row["benchmark"] for row in rows}),
+                },
+                run_id=run_id,
+                node_id=node_id,
+            )
+        return stored
+
+    def _add_score(
+        self, conn: Connection, node_id: str, benchmark: str, stage: str, score: Score
+    ) -> None:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        stmt = upsert(node_scores).values(
+            node_id=node_id,
+            benchmark=benchmark,
+            stage=stage,
+            resolved=score.resolved,
+            attempted=score.attempted,
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["node_id", "benchmark", "stage"],
+                set_={
+                    "resolved": node_scores.c.resolved + stmt.excluded.resolved,
+                    "attempted": node_scores.c.attempted + stmt.excluded.attempted,
+                },
+            )
+        )
+
+    def evaluations(self, node_id: str) -> list[Evaluation]:
+        query = (
+            select(evaluations)
+            .where(evaluations.c.node_id == node_id)
+            .order_by(evaluations.c.benchmark, evaluations.c.task, evaluations.c.attempt)
+        )
+        with self._read() as conn:
+            return [_evaluation(row) for row in conn.execute(query).mappings()]
+
+    def scores(self, node_id: str) -> NodeScores:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(
+                    node_scores.c.benchmark,
+                    node_scores.c.stage,
+                    node_scores.c.resolved,
+                    node_scores.c.attempted,
+                ).where(node_scores.c.node_id == node_id)
+            ).all()
+        return NodeScores({(b, s): Score(r, a) for b, s, r, a in rows})
+
+    # -- reviews, FM usage, events ------------------------------------------------------------
+
+    def add_review(
+        self,
+        node_id: str,
+        *,
+        reviewer: str,
+        kind: str,
+        decision: str,
+        reason: str,
+        run_id: str | None = None,
+    ) -> Review:
+        row = {
+            "node_id": node_id,
+            "run_id": run_id,
+            "reviewer": reviewer,
+            "kind": kind,
+            "decision": decision,
+            "reason": reason,
+            "created_at": _now(),
+        }
+        with self._write() as conn:
+            review_id = conn.execute(insert(reviews).returning(reviews.c.id), row).scalar_one()
+            self._event(
+                conn,
+                "review_added",
+                {"reviewer": reviewer, "kind": kind, "decision": decision},
+                run_id=run_id,
+                node_id=node_id,
+            )
+        return Review(id=review_id, **row)
+
+    def reviews(self, node_id: str) -> list[Review]:
+        query = select(reviews).where(reviews.c.node_id == node_id).order_by(reviews.c.id)
+        with self._read() as conn:
+            return [Review(**row) for row in conn.execute(query).mappings()]
+
+    def record_fm_call(self, call: FMCall) -> None:
+        with self._write() as conn:
+            conn.execute(insert(fm_usage), {**call.__dict__, "created_at": _now()})
+
+    def models_used(self, node_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The FM models metered against each node (building it or evaluating it)."""
+        found: dict[str, set[str]] = {n: set() for n in node_ids}
+        with self._read() as conn:
+            for node_id, model in conn.execute(
+                select(fm_usage.c.node_id, fm_usage.c.model)
+                .where(fm_usage.c.node_id.in_(node_ids))
+                .distinct()
+            ):
+                found[node_id].add(model)
+            for node_id, model in conn.execute(
+                select(evaluations.c.node_id, evaluations.c.model)
+                .where(and_(evaluations.c.node_id.in_(node_ids), evaluations.c.model.is_not(None)))
+                .distinct()
+            ):
+                found[node_id].add(model)
+        return {n: sorted(models) for n, models in found.items()}
+
+    def append_event(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        run_id: str | None = None,
+        node_id: str | None = None,
+    ) -> None:
+        with self._write() as conn:
+            self._event(conn, kind, payload, run_id=run_id, node_id=node_id)
+
+    def events(self, *, after: int = 0, limit: int = 1000) -> list[Event]:
+        query = select(events).where(events.c.id > after).order_by(events.c.id).limit(limit)
+        with self._read() as conn:
+            return [Event(**row) for row in conn.execute(query).mappings()]
+
+    @staticmethod
+    def _event(
+        conn: Connection,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        run_id: str | None = None,
+        node_id: str | None = None,
+    ) -> None:
+        conn.execute(
+            insert(events),
+            {
+                "run_id": run_id,
+                "node_id": node_id,
+                "kind": kind,
+                "payload": payload,
+                "created_at": _now(),
+            },
+        )
+
+    # -- integrity ---------------------------------------------------------------------------
+
+    def check(self) -> CheckReport:
+        """Compare every node row with the git store."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(nodes.c.id, nodes.c.parent_id, nodes.c.commit_sha, nodes.c.tree_sha)
+            ).all()
+        commit_of = {r.id: r.commit_sha for r in rows}
+        infos = self.git.commit_infos(commit_of.values())
+        refs = self.git.node_refs()
+        problems = []
+        for r in rows:
+            info = infos[r.commit_sha]
+            if info is None:
+                problems.append(f"node {r.id}: commit {r.commit_sha} is missing from the git store")
+                continue
+            if info.tree != r.tree_sha:
+                problems.append(
+                    f"node {r.id}: commit tree {info.tree} differs from row {r.tree_sha}"
+                )
+            expected = (commit_of[r.parent_id],) if r.parent_id else ()
+            if info.parents != expected:
+                problems.append(f"node {r.id}: commit parents do not match the archive parent")
+            if refs.get(r.id) != r.commit_sha:
+                problems.append(f"node {r.id}: ref refs/dgm/nodes/{r.id} is missing or moved")
+        orphans = sorted(set(refs) - set(commit_of))
+        return CheckReport(nodes=len(rows), problems=problems, orphan_refs=orphans)
+
+    def disk_usage(self) -> dict[str, int]:
+        def size(path: Path) -> int:
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+        usage = {"git": size(self.layout.git), "blobs": size(self.layout.blobs)}
+        if self._url.startswith("sqlite"):
+            usage["sql"] = sum(
+                os.path.getsize(p)
+                for p in (self.layout.sqlite, Path(f"{self.layout.sqlite}-wal"))
+                if p.exists()
+            )
+        return usage
+
+
+def _node(row: Any) -> Node:
+    return Node(
+        id=row["id"],
+        parent_id=row["parent_id"],
+        run_id=row["run_id"],
+        commit=row["commit_sha"],
+        tree=row["tree_sha"],
+        origin=Origin(row["origin"]),
+        status=NodeStatus(row["status"]),
+        proposal=row["proposal"],
+        meta=row["meta"],
+        created_at=row["created_at"],
+    )
+
+
+def _evaluation(row: Any) -> Evaluation:
+    return Evaluation(**{**row, "status": EvalStatus(row["status"])})

@@ -1,0 +1,224 @@
+"""Plain records read from and written to the archive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import datetime
+from enum import Enum, StrEnum
+from typing import Any
+
+
+def jsonable(value: Any) -> Any:
+    """Records as JSON-ready values: datetimes in ISO 8601, enums by value, scores with `score`."""
+    if isinstance(value, Score):
+        return {"resolved": value.resolved, "attempted": value.attempted, "score": value.value}
+    if isinstance(value, NodeScores):
+        return {
+            "overall": jsonable(value.overall),
+            "by_benchmark": jsonable(value.by_benchmark),
+            "by_stage": [
+                {"benchmark": benchmark, "stage": stage, **jsonable(score)}
+                for (benchmark, stage), score in sorted(value.by_stage.items())
+            ],
+        }
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+class Origin(StrEnum):
+    SEED = "seed"
+    SELF_MODIFICATION = "self-modification"
+    HUMAN = "human"
+
+
+class NodeStatus(StrEnum):
+    PENDING = "pending"  # committed, not yet reviewed
+    AWAITING_APPROVAL = "awaiting-approval"  # the safety policy wants a person to look
+    ADMITTED = "admitted"  # may be selected, promoted and exported
+    REJECTED = "rejected"
+
+
+class EvalStatus(StrEnum):
+    RESOLVED = "resolved"
+    UNRESOLVED = "unresolved"
+    EMPTY = "empty"  # the agent produced no patch
+    TIMEOUT = "timeout"  # the agent ran out of time: its failure
+    ERROR = "error"  # the harness failed: says nothing of the agent, so not counted
+
+    @property
+    def counted(self) -> bool:
+        return self is not EvalStatus.ERROR
+
+
+@dataclass(frozen=True)
+class Score:
+    resolved: int = 0
+    attempted: int = 0
+
+    @property
+    def value(self) -> float | None:
+        return self.resolved / self.attempted if self.attempted else None
+
+    def __add__(self, other: Score) -> Score:
+        return Score(self.resolved + other.resolved, self.attempted + other.attempted)
+
+    def __str__(self) -> str:
+        if not self.attempted:
+            return "-"
+        return f"{self.value:.3f} ({self.resolved}/{self.attempted})"
+
+
+@dataclass(frozen=True)
+class NodeScores:
+    """A node's score overall, per benchmark and per (benchmark, stage)."""
+
+    by_stage: dict[tuple[str, str], Score] = field(default_factory=dict)
+
+    @property
+    def overall(self) -> Score:
+        return sum(self.by_stage.values(), Score())
+
+    @property
+    def by_benchmark(self) -> dict[str, Score]:
+        totals: dict[str, Score] = {}
+        for (benchmark, _stage), score in self.by_stage.items():
+            totals[benchmark] = totals.get(benchmark, Score()) + score
+        return totals
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    name: str
+    config: dict[str, Any]
+    config_hash: str
+    status: str
+    stop_reason: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    parent_id: str | None
+    run_id: str | None
+    commit: str
+    tree: str
+    origin: Origin
+    status: NodeStatus
+    proposal: str
+    meta: dict[str, Any]
+    created_at: datetime
+
+    @property
+    def summary(self) -> str:
+        return self.proposal.strip().split("\n", 1)[0] if self.proposal.strip() else ""
+
+
+@dataclass(frozen=True)
+class NodeSummary:
+    """One row of the whole-archive view that parent selection and `dgm tree` read."""
+
+    id: str
+    parent_id: str | None
+    commit: str
+    tree: str
+    origin: Origin
+    status: NodeStatus
+    created_at: datetime
+    score: Score
+    children: int
+    admitted_children: int
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What a benchmark reports for one task; the archive numbers the attempt."""
+
+    benchmark: str
+    task: str
+    status: EvalStatus
+    stage: str = "default"
+    duration_s: float | None = None
+    cost_usd: float | None = None
+    model: str | None = None
+    log: bytes | None = None
+    patch: bytes | None = None
+    trajectory: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    id: int
+    node_id: str
+    run_id: str | None
+    benchmark: str
+    stage: str
+    task: str
+    attempt: int
+    status: EvalStatus
+    resolved: bool
+    duration_s: float | None
+    cost_usd: float | None
+    model: str | None
+    log_blob: str | None
+    patch_blob: str | None
+    trajectory_blob: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Review:
+    id: int
+    node_id: str
+    run_id: str | None
+    reviewer: str
+    kind: str  # "policy" or "human"
+    decision: str  # "approve", "reject" or "needs-approval"
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FMCall:
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    latency_s: float
+    status: str = "ok"
+    run_id: str | None = None
+    node_id: str | None = None
+    unit_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    run_id: str | None
+    node_id: str | None
+    kind: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    nodes: int
+    problems: list[str]  # damage: a row that points at nothing or disagrees with git
+    orphan_refs: list[str]  # node refs with no row: left by a crash between git and SQL
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems

@@ -1,0 +1,1 @@
+"""What agents are measured on: SWE-bench, Polyglot and the built-in offline suites."""

@@ -1,0 +1,1 @@
+"""dgm: the engine of an open-ended archive of self-improving coding agents."""

@@ -1,0 +1,30 @@
+"""The `dgm` command. Errors a user can cause end in one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from archive import ArchiveError
+from dgm.cli import archive_commands
+
+app = typer.Typer(
+    name="dgm",
+    help="An open-ended archive of self-improving coding agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+archive_commands.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except ArchiveError as error:
+        typer.echo(f"dgm: error: {error}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("dgm: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,283 @@
+"""Commands that browse and change the archive: init, tree, show, diff, lineage, export, ..."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from archive import Archive, Lineage, NodeSummary, Origin, jsonable
+from archive.export import export_node
+from dgm.cli.common import (
+    DEFAULT_ARCHIVE,
+    ArchiveOption,
+    JsonOption,
+    console,
+    open_archive,
+    print_json,
+    short,
+)
+
+NodeArgument = Annotated[str, typer.Argument(help="Node id or a unique prefix of it.")]
+
+
+def register(app: typer.Typer) -> None:
+    for command in (init, tree, show, diff, lineage, export, add_agent, fsck, gc):
+        app.command(name=command.__name__.replace("_", "-"))(command)
+
+
+def init(
+    archive: ArchiveOption = DEFAULT_ARCHIVE,
+    database: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL (e.g. postgresql://user@host/db); default SQLite."),
+    ] = None,
+) -> None:
+    """Create an empty archive."""
+    Archive.init(archive, database_url=database).close()
+    console.print(f"Created an empty archive in {archive} (database: {database or 'SQLite'})")
+
+
+def tree(archive: ArchiveOption = DEFAULT_ARCHIVE, as_json: JsonOption = False) -> None:
+    """The archive as a tree: score, status and child count of every node."""
+    with open_archive(archive) as arc:
+        summaries = arc.summaries()
+    lineage = Lineage((s.id, s.parent_id) for s in summaries)
+    depths = lineage.depths()
+    if as_json:
+        print_json([_summary_json(s, depths[s.id]) for s in summaries])
+        return
+    if not summaries:
+        console.print(f"{archive} holds no agents yet; add one with `dgm add-agent PATH`")
+        return
+    by_id = {s.id: s for s in summaries}
+    root = Tree(f"[bold]{escape(str(archive))}[/] ({len(summaries)} nodes)")
+    stack = [(root, r) for r in reversed(lineage.roots())]
+    while stack:
+        parent_branch, node_id = stack.pop()
+        branch = parent_branch.add(_summary_label(by_id[node_id]))
+        stack.extend((branch, child) for child in reversed(lineage.children(node_id)))
+    console.print(root)
+
+
+def _summary_json(s: NodeSummary, depth: int) -> dict:
+    return {
+        "id": s.id,
+        "parent": s.parent_id,
+        "commit": s.commit,
+        "tree": s.tree,
+        "origin": s.origin.value,
+        "status": s.status.value,
+        "children": s.children,
+        "admitted_children": s.admitted_children,
+        "score": s.score.value,
+        "resolved": s.score.resolved,
+        "attempted": s.score.attempted,
+        "depth": depth,
+        "created_at": s.created_at.isoformat(),
+    }
+
+
+def _summary_label(s: NodeSummary) -> str:
+    return (
+        f"[bold cyan]{short(s.id)}[/] {s.origin.value} [{_status_style(s.status.value)}]"
+        f"{s.status.value}[/]  score {s.score}  children {s.children}"
+    )
+
+
+def _status_style(status: str) -> str:
+    return {"admitted": "green", "rejected": "red"}.get(status, "yellow")
+
+
+def show(
+    node: NodeArgument, archive: ArchiveOption = DEFAULT_ARCHIVE, as_json: JsonOption = False
+) -> None:
+    """Everything the archive knows about one node."""
+    with open_archive(archive) as arc:
+        node_id = arc.resolve(node)
+        record = arc.node(node_id)
+        lineage = arc.lineage()
+        scores = arc.scores(node_id)
+        evaluations = arc.evaluations(node_id)
+        reviews = arc.reviews(node_id)
+    children = lineage.children(node_id)
+    if as_json:
+        print_json(
+            {
+                **jsonable(record),
+                "depth": lineage.depth(node_id),
+                "children": children,
+                "scores": scores,
+                "evaluations": evaluations,
+                "reviews": reviews,
+            }
+        )
+        return
+    fields = Table.grid(padding=(0, 2))
+    for name, value in (
+        ("node", record.id),
+        ("parent", record.parent_id or "- (root)"),
+        ("children", ", ".join(short(c) for c in children) or "-"),
+        ("depth", str(lineage.depth(node_id))),
+        ("commit", record.commit),
+        ("tree", record.tree),
+        ("origin", record.origin.value),
+        ("status", record.status.value),
+        ("created", record.created_at.isoformat(timespec="seconds")),
+        ("run", record.run_id or "-"),
+        ("score", str(scores.overall)),
+    ):
+        fields.add_row(f"[bold]{name}[/]", escape(value))
+    console.print(fields)
+    if record.proposal.strip():
+        console.print("\n[bold]proposal[/]")
+        console.print(escape(record.proposal.strip()))
+    if scores.by_stage:
+        table = Table("benchmark", "stage", "resolved", "attempted", "score", title="scores")
+        for (benchmark, stage), score in sorted(scores.by_stage.items()):
+            value = f"{score.value:.3f}" if score.attempted else "-"
+            table.add_row(benchmark, stage, str(score.resolved), str(score.attempted), value)
+        console.print(table)
+    if evaluations:
+        counts: dict[str, int] = {}
+        for e in evaluations:
+            counts[e.status.value] = counts.get(e.status.value, 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        console.print(f"\n[bold]evaluations[/] {len(evaluations)}: {summary}")
+    for r in reviews:
+        console.print(
+            f"[bold]review[/] {r.kind} {escape(r.reviewer)}: {r.decision} - {escape(r.reason)}"
+        )
+
+
+def diff(
+    node: NodeArgument,
+    against: Annotated[
+        str | None, typer.Option(help="Compare with this node instead of the parent.")
+    ] = None,
+    stat: Annotated[bool, typer.Option("--stat", help="Only a summary of changed files.")] = False,
+    archive: ArchiveOption = DEFAULT_ARCHIVE,
+) -> None:
+    """The change a node made to its parent, or its difference from another node."""
+    with open_archive(archive) as arc:
+        record = arc.node(arc.resolve(node))
+        if against is not None:
+            old = arc.node(arc.resolve(against)).commit
+        else:
+            old = arc.node(record.parent_id).commit if record.parent_id else None
+        typer.echo(arc.git.diff(old, record.commit, stat_only=stat), nl=False)
+
+
+def lineage(
+    node: NodeArgument, archive: ArchiveOption = DEFAULT_ARCHIVE, as_json: JsonOption = False
+) -> None:
+    """The path from the root to a node, with what each step changed."""
+    with open_archive(archive) as arc:
+        node_id = arc.resolve(node)
+        path = arc.lineage().path_to_root(node_id)[::-1]
+        by_id = {n.id: n for n in arc.nodes(path)}
+        scores = {n: arc.scores(n).overall for n in path}
+    rows = [by_id[n] for n in path]
+    if as_json:
+        print_json(
+            [
+                {
+                    "depth": depth,
+                    "id": n.id,
+                    "parent": n.parent_id,
+                    "commit": n.commit,
+                    "origin": n.origin.value,
+                    "status": n.status.value,
+                    "score": scores[n.id],
+                    "summary": n.summary,
+                    "created_at": n.created_at.isoformat(),
+                }
+                for depth, n in enumerate(rows)
+            ]
+        )
+        return
+    table = Table("depth", "node", "origin", "status", "score", "change")
+    for depth, n in enumerate(rows):
+        table.add_row(
+            str(depth),
+            short(n.id),
+            n.origin.value,
+            n.status.value,
+            str(scores[n.id]),
+            escape(n.summary),
+        )
+    console.print(table)
+
+
+def export(
+    node: Annotated[str, typer.Argument(help="Node id (or prefix), or `best`.")],
+    out: Annotated[Path, typer.Option("--out", help="Empty or new folder to write.")],
+    archive: ArchiveOption = DEFAULT_ARCHIVE,
+    as_json: JsonOption = False,
+) -> None:
+    """Export an agent: plain files, a git bundle of its lineage, and provenance.json."""
+    with open_archive(archive) as arc:
+        node_id = arc.best() if node == "best" else arc.resolve(node)
+        export_node(arc, node_id, out)
+    if as_json:
+        print_json({"node": node_id, "out": str(out)})
+    else:
+        console.print(
+            f"Exported node {short(node_id)} to {out}/ (agent/, agent.bundle, provenance.json)"
+        )
+
+
+def add_agent(
+    path: Annotated[Path, typer.Argument(help="Folder holding the agent's code.")],
+    parent: Annotated[str | None, typer.Option(help="Node this agent descends from.")] = None,
+    message: Annotated[
+        str, typer.Option("--message", "-m", help="What this agent is or changes.")
+    ] = "",
+    origin: Annotated[
+        Origin, typer.Option(help="Where the agent came from.", case_sensitive=False)
+    ] = Origin.HUMAN,
+    archive: ArchiveOption = DEFAULT_ARCHIVE,
+    as_json: JsonOption = False,
+) -> None:
+    """Put an agent of your own into the archive (`.gitignore` is honoured)."""
+    with open_archive(archive) as arc:
+        parent_id = arc.resolve(parent) if parent else None
+        node = arc.add_node(path, parent=parent_id, origin=origin, proposal=message)
+    if as_json:
+        print_json(node)
+    else:
+        console.print(f"Added node {node.id} (commit {node.commit[:12]})")
+
+
+def fsck(archive: ArchiveOption = DEFAULT_ARCHIVE, as_json: JsonOption = False) -> None:
+    """Check that every node row matches the git store; exit 1 if the archive is damaged."""
+    with open_archive(archive) as arc:
+        report = arc.check()
+    if as_json:
+        print_json({"ok": report.ok, **jsonable(report)})
+    else:
+        for problem in report.problems:
+            console.print(f"[red]damaged[/] {escape(problem)}")
+        if report.orphan_refs:
+            console.print(
+                f"{len(report.orphan_refs)} node refs have no row (left by an interrupted add; "
+                "harmless)"
+            )
+        if report.ok:
+            console.print(f"ok: {report.nodes} nodes match the git store")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def gc(archive: ArchiveOption = DEFAULT_ARCHIVE) -> None:
+    """Pack the git store (delta-compresses agents that differ by small edits)."""
+    with open_archive(archive) as arc:
+        before = arc.disk_usage()["git"]
+        with console.status("packing the git store"):
+            arc.git.gc()
+        after = arc.disk_usage()["git"]
+    console.print(f"git store: {before:,} -> {after:,} bytes")

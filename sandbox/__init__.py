@@ -1,0 +1,1 @@
+"""Where untrusted agent code runs. Imports nothing from the other layers."""

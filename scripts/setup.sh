@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what dgm needs on a fresh Debian machine: system packages, then ./.venv.
+#   DGM_EXTRAS=test       also install the test tools
+#   DGM_WITH_POSTGRES=1   also install PostgreSQL (the tests start their own server)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "setup: dgm needs Python 3.11 or newer as python3" >&2; exit 2; }
+
+packages=()
+command -v git >/dev/null || packages+=(git)
+python3 -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
+if [ "${DGM_WITH_POSTGRES:-0}" = 1 ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  packages+=(postgresql)
+fi
+if [ ${#packages[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "setup: installing ${packages[*]} with apt-get"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+extras="${DGM_EXTRAS:+[$DGM_EXTRAS]}"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
