@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 
 from archive import database
 from archive.blobs import BlobStore
@@ -161,6 +161,10 @@ class Archive:
             raise ArchiveNotFound(
                 f"{layout.marker} is not readable JSON; the archive is damaged"
             ) from None
+        if not isinstance(marker, dict):
+            raise ArchiveNotFound(
+                f"{layout.marker} is not an archive marker; the archive is damaged"
+            )
         if marker.get("format", 0) > FORMAT:
             raise SchemaTooNew(
                 f"{layout.root} was written by a newer dgm (format {marker['format']}); "
@@ -286,8 +290,22 @@ class Archive:
                     "proposal": node.proposal,
                     "meta": node.meta,
                     "created_at": node.created_at,
+                    "resolved": 0,
+                    "attempted": 0,
+                    "children": 0,
+                    "admitted_children": 0,
                 },
             )
+            if parent:
+                admitted = int(node.status is NodeStatus.ADMITTED)
+                conn.execute(
+                    update(nodes)
+                    .where(nodes.c.id == parent)
+                    .values(
+                        children=nodes.c.children + 1,
+                        admitted_children=nodes.c.admitted_children + admitted,
+                    )
+                )
             self._event(
                 conn,
                 "node_added",
@@ -333,79 +351,53 @@ class Archive:
             return [_node(row) for row in conn.execute(query).mappings()]
 
     def set_status(self, node_id: str, status: NodeStatus, reason: str = "") -> None:
+        status = NodeStatus(status)
         with self._write() as conn:
-            changed = conn.execute(
-                update(nodes).where(nodes.c.id == node_id).values(status=NodeStatus(status).value)
-            ).rowcount
-            if not changed:
+            row = conn.execute(
+                select(nodes.c.parent_id, nodes.c.status).where(nodes.c.id == node_id)
+            ).first()
+            if row is None:
                 raise UnknownNode(f"no node {node_id!r} in {self.root}")
+            conn.execute(update(nodes).where(nodes.c.id == node_id).values(status=status.value))
+            change = int(status is NodeStatus.ADMITTED) - int(row.status == NodeStatus.ADMITTED)
+            if row.parent_id and change:
+                conn.execute(
+                    update(nodes)
+                    .where(nodes.c.id == row.parent_id)
+                    .values(admitted_children=nodes.c.admitted_children + change)
+                )
             self._event(
                 conn, "status_changed", {"status": status.value, "reason": reason}, node_id=node_id
             )
 
     def summaries(self) -> list[NodeSummary]:
-        """Every node with its score and child counts, in one query.
+        """Every node with its score and child counts: what parent selection reads each step.
 
-        This is what parent selection reads on every step, so scores come from the
-        `node_scores` running totals and child counts from the indexed parent column.
+        One scan of the node table, whose running totals make this cheap at 10,000 nodes.
         """
-        score = (
-            select(
-                node_scores.c.node_id,
-                func.sum(node_scores.c.resolved).label("resolved"),
-                func.sum(node_scores.c.attempted).label("attempted"),
-            )
-            .group_by(node_scores.c.node_id)
-            .subquery()
-        )
-        child = nodes.alias("child")
-        kids = (
-            select(
-                child.c.parent_id,
-                func.count().label("children"),
-                func.sum(case((child.c.status == NodeStatus.ADMITTED.value, 1), else_=0)).label(
-                    "admitted"
-                ),
-            )
-            .where(child.c.parent_id.is_not(None))
-            .group_by(child.c.parent_id)
-            .subquery()
-        )
-        query = (
-            select(
-                nodes.c.id,
-                nodes.c.parent_id,
-                nodes.c.commit_sha,
-                nodes.c.tree_sha,
-                nodes.c.origin,
-                nodes.c.status,
-                nodes.c.created_at,
-                score.c.resolved,
-                score.c.attempted,
-                kids.c.children,
-                kids.c.admitted,
-            )
-            .outerjoin(score, score.c.node_id == nodes.c.id)
-            .outerjoin(kids, kids.c.parent_id == nodes.c.id)
-            .order_by(nodes.c.created_at, nodes.c.id)
-        )
+        query = select(
+            nodes.c.id,
+            nodes.c.parent_id,
+            nodes.c.origin,
+            nodes.c.status,
+            nodes.c.resolved,
+            nodes.c.attempted,
+            nodes.c.children,
+            nodes.c.admitted_children,
+        ).order_by(nodes.c.created_at, nodes.c.id)
         with self._read() as conn:
             rows = conn.execute(query).all()
+        origins, statuses = {o.value: o for o in Origin}, {s.value: s for s in NodeStatus}
         return [
-            NodeSummary(
-                id=r[0],
-                parent_id=r[1],
-                commit=r[2],
-                tree=r[3],
-                origin=Origin(r[4]),
-                status=NodeStatus(r[5]),
-                created_at=r[6],
-                score=Score(int(r[7] or 0), int(r[8] or 0)),
-                children=int(r[9] or 0),
-                admitted_children=int(r[10] or 0),
-            )
-            for r in rows
+            NodeSummary(i, p, origins[o], statuses[s], Score(r, a), c, ac)
+            for i, p, o, s, r, a, c, ac in rows
         ]
+
+    def commits(self) -> dict[str, tuple[str, str]]:
+        """Every node's (commit, tree)."""
+        with self._read() as conn:
+            rows = conn.execute(select(nodes.c.id, nodes.c.commit_sha, nodes.c.tree_sha))
+            return {node_id: (commit, tree) for node_id, commit, tree in rows}
 
     def lineage(self) -> Lineage:
         with self._read() as conn:
@@ -420,11 +412,8 @@ class Archive:
             raise InvalidArgument(
                 f"no admitted node in {self.root} has been evaluated yet; name a node instead"
             )
-        best = max(
-            candidates,
-            key=lambda s: (s.score.value, s.score.attempted, -s.created_at.timestamp()),
-        )
-        return best.id
+        # max keeps the first of equals, and summaries come oldest first
+        return max(candidates, key=lambda s: (s.score.value, s.score.attempted)).id
 
     # -- evaluations -------------------------------------------------------------------------
 
@@ -491,6 +480,15 @@ class Archive:
             stored = [_evaluation({**row, "id": i}) for i, row in zip(ids.all(), rows, strict=True)]
             for (benchmark, stage), score in totals.items():
                 self._add_score(conn, node_id, benchmark, stage, score)
+            total = sum(totals.values(), Score())
+            conn.execute(
+                update(nodes)
+                .where(nodes.c.id == node_id)
+                .values(
+                    resolved=nodes.c.resolved + total.resolved,
+                    attempted=nodes.c.attempted + total.attempted,
+                )
+            )
             self._event(
                 conn,
                 "evaluations_recorded",
@@ -647,29 +645,46 @@ class Archive:
     # -- integrity ---------------------------------------------------------------------------
 
     def check(self) -> CheckReport:
-        """Compare every node row with the git store."""
+        """Compare every node row with the git store, and its running totals with their sources."""
         with self._read() as conn:
-            rows = conn.execute(
-                select(nodes.c.id, nodes.c.parent_id, nodes.c.commit_sha, nodes.c.tree_sha)
-            ).all()
-        commit_of = {r.id: r.commit_sha for r in rows}
+            rows = conn.execute(select(nodes)).mappings().all()
+            stage_totals = {
+                node_id: Score(int(r), int(a))
+                for node_id, r, a in conn.execute(
+                    select(
+                        node_scores.c.node_id,
+                        func.sum(node_scores.c.resolved),
+                        func.sum(node_scores.c.attempted),
+                    ).group_by(node_scores.c.node_id)
+                )
+            }
+        commit_of = {r["id"]: r["commit_sha"] for r in rows}
         infos = self.git.commit_infos(commit_of.values())
         refs = self.git.node_refs()
+        children: dict[str, list[str]] = {}
+        for r in rows:
+            if r["parent_id"]:
+                children.setdefault(r["parent_id"], []).append(r["status"])
         problems = []
         for r in rows:
-            info = infos[r.commit_sha]
+            node_id, commit = r["id"], r["commit_sha"]
+            info = infos[commit]
             if info is None:
-                problems.append(f"node {r.id}: commit {r.commit_sha} is missing from the git store")
-                continue
-            if info.tree != r.tree_sha:
-                problems.append(
-                    f"node {r.id}: commit tree {info.tree} differs from row {r.tree_sha}"
-                )
-            expected = (commit_of[r.parent_id],) if r.parent_id else ()
-            if info.parents != expected:
-                problems.append(f"node {r.id}: commit parents do not match the archive parent")
-            if refs.get(r.id) != r.commit_sha:
-                problems.append(f"node {r.id}: ref refs/dgm/nodes/{r.id} is missing or moved")
+                problems.append(f"node {node_id}: commit {commit} is missing from the git store")
+            else:
+                if info.tree != r["tree_sha"]:
+                    problems.append(f"node {node_id}: commit tree differs from the row's tree")
+                expected = (commit_of[r["parent_id"]],) if r["parent_id"] else ()
+                if info.parents != expected:
+                    problems.append(f"node {node_id}: commit parents differ from the archive's")
+            if refs.get(node_id) != commit:
+                problems.append(f"node {node_id}: ref refs/dgm/nodes/{node_id} missing or moved")
+            if Score(r["resolved"], r["attempted"]) != stage_totals.get(node_id, Score()):
+                problems.append(f"node {node_id}: score totals differ from its per-stage scores")
+            kids = children.get(node_id, [])
+            admitted = sum(k == NodeStatus.ADMITTED for k in kids)
+            if (r["children"], r["admitted_children"]) != (len(kids), admitted):
+                problems.append(f"node {node_id}: child counts differ from its children")
         orphans = sorted(set(refs) - set(commit_of))
         return CheckReport(nodes=len(rows), problems=problems, orphan_refs=orphans)
 

@@ -21,6 +21,11 @@ def normalize_url(url: str) -> str:
     return re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
 
 
+def display_url(url: str) -> str:
+    """A URL fit to print: the password hidden."""
+    return make_url(normalize_url(url)).render_as_string(hide_password=True)
+
+
 def create(url: str, *, busy_timeout: float) -> Engine:
     url = normalize_url(url)
     backend = make_url(url).get_backend_name()
@@ -77,7 +82,7 @@ def translated_errors(url: str) -> Iterator[None]:
 
 def _translate(error: exc.OperationalError, url: str) -> ArchiveError:
     text = str(error.orig).strip()
-    safe_url = make_url(normalize_url(url)).render_as_string(hide_password=True)
+    safe_url = display_url(url)
     if "database is locked" in text or "lock timeout" in text:
         return ArchiveBusy(
             f"the archive database {safe_url} is locked by another process; "

@@ -11,11 +11,10 @@ class Lineage:
     """A snapshot of the archive's parent -> child edges."""
 
     def __init__(self, parent_of: Iterable[tuple[str, str | None]]):
+        pairs = list(parent_of)
         self.graph = nx.DiGraph()
-        for node, parent in parent_of:
-            self.graph.add_node(node)
-            if parent is not None:
-                self.graph.add_edge(parent, node)
+        self.graph.add_nodes_from(node for node, _ in pairs)
+        self.graph.add_edges_from((parent, node) for node, parent in pairs if parent is not None)
 
     def __contains__(self, node: str) -> bool:
         return node in self.graph

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import Enum, StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def jsonable(value: Any) -> Any:
@@ -21,6 +21,8 @@ def jsonable(value: Any) -> Any:
                 for (benchmark, stage), score in sorted(value.by_stage.items())
             ],
         }
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {k: jsonable(v) for k, v in value._asdict().items()}
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, Enum):
@@ -59,8 +61,9 @@ class EvalStatus(StrEnum):
         return self is not EvalStatus.ERROR
 
 
-@dataclass(frozen=True)
-class Score:
+class Score(NamedTuple):
+    """Resolved out of attempted. A tuple, because selection builds one per node per step."""
+
     resolved: int = 0
     attempted: int = 0
 
@@ -68,8 +71,8 @@ class Score:
     def value(self) -> float | None:
         return self.resolved / self.attempted if self.attempted else None
 
-    def __add__(self, other: Score) -> Score:
-        return Score(self.resolved + other.resolved, self.attempted + other.attempted)
+    def __add__(self, other: tuple) -> Score:  # type: ignore[override]
+        return Score(self.resolved + other[0], self.attempted + other[1])
 
     def __str__(self) -> str:
         if not self.attempted:
@@ -125,17 +128,16 @@ class Node:
         return self.proposal.strip().split("\n", 1)[0] if self.proposal.strip() else ""
 
 
-@dataclass(frozen=True)
-class NodeSummary:
-    """One row of the whole-archive view that parent selection and `dgm tree` read."""
+class NodeSummary(NamedTuple):
+    """One row of the whole-archive view that parent selection and `dgm tree` read.
+
+    A tuple, in creation order, because selection reads every node on every step.
+    """
 
     id: str
     parent_id: str | None
-    commit: str
-    tree: str
     origin: Origin
     status: NodeStatus
-    created_at: datetime
     score: Score
     children: int
     admitted_children: int

@@ -81,6 +81,12 @@ nodes = Table(
     Column("proposal", Text, nullable=False),
     Column("meta", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # Running totals, kept in the transactions that change them: parent selection reads
+    # every node's score and child counts on each step, and must not aggregate to do so.
+    Column("resolved", Integer, nullable=False),
+    Column("attempted", Integer, nullable=False),
+    Column("children", Integer, nullable=False),
+    Column("admitted_children", Integer, nullable=False),
 )
 
 evaluations = Table(
@@ -105,8 +111,7 @@ evaluations = Table(
     UniqueConstraint("node_id", "benchmark", "task", "attempt"),
 )
 
-# Running totals kept in the same transaction as each evaluation, so that reading every
-# node's score (what parent selection does) never scans the evaluations table.
+# Per-stage running totals, kept in the same transaction as each evaluation.
 node_scores = Table(
     "node_scores",
     metadata,

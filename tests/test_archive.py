@@ -164,8 +164,14 @@ def test_summaries_children_and_best(archive, agent_dir):
     assert archive.best() == a.id
     archive.set_status(b.id, NodeStatus.ADMITTED, reason="approved")
     assert archive.best() == b.id
+    root_row = next(s for s in archive.summaries() if s.id == root.id)
+    assert (root_row.children, root_row.admitted_children) == (2, 2)
+    archive.set_status(a.id, NodeStatus.REJECTED)
+    root_row = next(s for s in archive.summaries() if s.id == root.id)
+    assert root_row.admitted_children == 1
+    assert archive.check().ok
     assert archive.node(b.id).status is NodeStatus.ADMITTED
-    assert archive.events()[-1].payload == {"status": "admitted", "reason": "approved"}
+    assert archive.events()[-2].payload == {"status": "admitted", "reason": "approved"}
     lineage = archive.lineage()
     assert lineage.path_to_root(c.id) == [c.id, a.id, root.id]
     assert lineage.clade(a.id) == {a.id, c.id}
@@ -274,6 +280,17 @@ def test_newer_schema_is_refused(archive, tmp_path):
     archive.close()
     with pytest.raises(SchemaTooNew, match="newer than this dgm"):
         Archive.open(archive.root)
+
+
+def test_check_detects_running_totals_that_disagree(archive, agent_dir):
+    root = archive.add_node(agent_dir)
+    grow(archive, agent_dir, root.id, "child")
+    archive.record_evaluations(root.id, [EvaluationResult("b", "t", R)])
+    assert archive.check().ok
+    with archive._write() as conn:
+        conn.execute(text("UPDATE nodes SET attempted = attempted + 1, children = 5"))
+    problems = " ".join(archive.check().problems)
+    assert "score totals differ" in problems and "child counts differ" in problems
 
 
 def test_missing_git_object_is_detected(archive, agent_dir):

@@ -141,6 +141,13 @@ def test_diff(populated):
     assert "+def run" in ok(run_dgm("diff", ids["root"][:6], archive=arc))
 
 
+def test_cat_reads_a_file_without_checkout(populated):
+    arc, ids = populated
+    assert ok(run_dgm("cat", ids["a"][:6], "agent.py", archive=arc)).endswith("'retry'\n")
+    assert "'patch'" in ok(run_dgm("cat", ids["root"][:6], "agent.py", archive=arc))
+    fails_cleanly(run_dgm("cat", ids["a"][:6], "nope.py", archive=arc), "no file 'nope.py'")
+
+
 def test_lineage(populated):
     arc, ids = populated
     rows = json.loads(ok(run_dgm("lineage", ids["c"][:6], "--json", archive=arc)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from archive import Archive, Lineage, NodeSummary, Origin, jsonable
+from archive.database import display_url
 from archive.export import export_node
 from dgm.cli.common import (
     DEFAULT_ARCHIVE,
@@ -26,7 +28,7 @@ NodeArgument = Annotated[str, typer.Argument(help="Node id or a unique prefix of
 
 
 def register(app: typer.Typer) -> None:
-    for command in (init, tree, show, diff, lineage, export, add_agent, fsck, gc):
+    for command in (init, tree, show, cat, diff, lineage, export, add_agent, fsck, gc):
         app.command(name=command.__name__.replace("_", "-"))(command)
 
 
@@ -39,17 +41,19 @@ def init(
 ) -> None:
     """Create an empty archive."""
     Archive.init(archive, database_url=database).close()
-    console.print(f"Created an empty archive in {archive} (database: {database or 'SQLite'})")
+    where = display_url(database) if database else "SQLite"
+    console.print(f"Created an empty archive in {archive} (database: {escape(where)})")
 
 
 def tree(archive: ArchiveOption = DEFAULT_ARCHIVE, as_json: JsonOption = False) -> None:
     """The archive as a tree: score, status and child count of every node."""
     with open_archive(archive) as arc:
         summaries = arc.summaries()
+        commits = arc.commits() if as_json else {}
     lineage = Lineage((s.id, s.parent_id) for s in summaries)
-    depths = lineage.depths()
     if as_json:
-        print_json([_summary_json(s, depths[s.id]) for s in summaries])
+        depths = lineage.depths()
+        print_json([_summary_json(s, *commits[s.id], depths[s.id]) for s in summaries])
         return
     if not summaries:
         console.print(f"{archive} holds no agents yet; add one with `dgm add-agent PATH`")
@@ -64,12 +68,12 @@ def tree(archive: ArchiveOption = DEFAULT_ARCHIVE, as_json: JsonOption = False) 
     console.print(root)
 
 
-def _summary_json(s: NodeSummary, depth: int) -> dict:
+def _summary_json(s: NodeSummary, commit: str, tree: str, depth: int) -> dict:
     return {
         "id": s.id,
         "parent": s.parent_id,
-        "commit": s.commit,
-        "tree": s.tree,
+        "commit": commit,
+        "tree": tree,
         "origin": s.origin.value,
         "status": s.status.value,
         "children": s.children,
@@ -78,7 +82,6 @@ def _summary_json(s: NodeSummary, depth: int) -> dict:
         "resolved": s.score.resolved,
         "attempted": s.score.attempted,
         "depth": depth,
-        "created_at": s.created_at.isoformat(),
     }
 
 
@@ -152,6 +155,17 @@ def show(
         console.print(
             f"[bold]review[/] {r.kind} {escape(r.reviewer)}: {r.decision} - {escape(r.reason)}"
         )
+
+
+def cat(
+    node: NodeArgument,
+    path: Annotated[str, typer.Argument(help="File path inside the agent.")],
+    archive: ArchiveOption = DEFAULT_ARCHIVE,
+) -> None:
+    """Print one file of an agent, read from the git store without a checkout."""
+    with open_archive(archive) as arc:
+        data = arc.git.read_file(arc.node(arc.resolve(node)).commit, path)
+    sys.stdout.buffer.write(data)
 
 
 def diff(

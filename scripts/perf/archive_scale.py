@@ -25,10 +25,36 @@ from rich.progress import Progress
 from archive import Archive, EvalStatus, EvaluationResult, Origin
 from archive.export import export_node
 
-WORDS = (
-    "task patch repo file line edit tool model call retry test diff apply check parse "
-    "result error state history prompt token budget agent bash editor view create insert"
-).split()
+WORDS = [
+    "task",
+    "patch",
+    "repo",
+    "file",
+    "line",
+    "edit",
+    "tool",
+    "model",
+    "call",
+    "retry",
+    "test",
+    "diff",
+    "apply",
+    "check",
+    "parse",
+    "result",
+    "error",
+    "state",
+    "history",
+    "prompt",
+    "token",
+    "budget",
+    "agent",
+    "bash",
+    "editor",
+    "view",
+    "create",
+    "insert",
+]
 
 
 def synthetic_agent(rng: random.Random) -> dict[str, bytes]:
