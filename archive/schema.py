@@ -87,6 +87,19 @@ nodes = Table(
     Column("attempted", Integer, nullable=False),
     Column("children", Integer, nullable=False),
     Column("admitted_children", Integer, nullable=False),
+    # Covers the selection view in its order: read without touching the wide rows or sorting.
+    Index(
+        "ix_nodes_selection",
+        "created_at",
+        "id",
+        "parent_id",
+        "origin",
+        "status",
+        "resolved",
+        "attempted",
+        "children",
+        "admitted_children",
+    ),
 )
 
 evaluations = Table(

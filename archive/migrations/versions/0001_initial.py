@@ -69,6 +69,21 @@ def upgrade() -> None:
     op.create_index("ix_nodes_parent_id", "nodes", ["parent_id"])
     op.create_index("ix_nodes_run_id", "nodes", ["run_id"])
     op.create_index("ix_nodes_tree_sha", "nodes", ["tree_sha"])
+    op.create_index(
+        "ix_nodes_selection",
+        "nodes",
+        [
+            "created_at",
+            "id",
+            "parent_id",
+            "origin",
+            "status",
+            "resolved",
+            "attempted",
+            "children",
+            "admitted_children",
+        ],
+    )
     op.create_table(
         "evaluations",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
