@@ -116,6 +116,13 @@ def test_tree_scores_and_text(populated):
     assert nodes[ids["root"]]["children"] == 2 and nodes[ids["c"]]["depth"] == 2
     text = ok(run_dgm("tree", archive=arc))
     assert "0.750 (3/4)" in text
+    assert text.splitlines()[1].startswith("└── " + ids["root"][:8])
+    lines = ok(run_dgm("tree", ids["a"][:6], archive=arc)).splitlines()
+    assert [line[:12] for line in lines[1:]] == ["└── " + ids["a"][:8], "    └── " + ids["c"][:4]]
+    top = json.loads(ok(run_dgm("tree", "--depth", "1", "--json", archive=arc)))
+    assert {n["id"] for n in top} == {ids["root"], ids["a"], ids["b"]}
+    sub = json.loads(ok(run_dgm("tree", ids["a"][:6], "--depth", "0", "--json", archive=arc)))
+    assert [n["id"] for n in sub] == [ids["a"]]
 
 
 def test_show(populated):
