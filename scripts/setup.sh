@@ -2,6 +2,7 @@
 # Installs what dgm needs on a fresh Debian machine: system packages, then ./.venv.
 #   DGM_EXTRAS=test       also install the test tools
 #   DGM_WITH_POSTGRES=1   also install PostgreSQL (the tests start their own server)
+#   DGM_WITH_DOCKER=1     also install Docker and debootstrap, and start dockerd
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,10 @@ python3 -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
 if [ "${DGM_WITH_POSTGRES:-0}" = 1 ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   packages+=(postgresql)
 fi
+if [ "${DGM_WITH_DOCKER:-0}" = 1 ]; then
+  command -v dockerd >/dev/null || packages+=(docker.io)
+  command -v debootstrap >/dev/null || packages+=(debootstrap)
+fi
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   echo "setup: installing ${packages[*]} with apt-get"
@@ -24,3 +29,7 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 extras="${DGM_EXTRAS:+[$DGM_EXTRAS]}"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+
+if [ "${DGM_WITH_DOCKER:-0}" = 1 ]; then
+  scripts/start-docker.sh
+fi

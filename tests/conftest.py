@@ -151,3 +151,26 @@ def archive(tmp_path: Path, database_url: str | None) -> Iterator[Archive]:
     arc = Archive.init(tmp_path / "archive", database_url=database_url)
     yield arc
     arc.close()
+
+
+# -- Docker ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    from sandbox.base import SandboxError
+    from sandbox.docker_sandbox import connect
+
+    try:
+        return connect()
+    except SandboxError as error:
+        if os.environ.get("DGM_REQUIRE_DOCKER"):
+            raise
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client) -> str:
+    from sandbox.images import ensure_base_image
+
+    return ensure_base_image(docker_client)

@@ -1,0 +1,77 @@
+"""The sandbox seam: what every backend (Docker, bubblewrap) offers, and its settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+
+class SandboxError(Exception):
+    """A sandbox could not be used; the message is one line saying what to do."""
+
+
+class ExecStatus(StrEnum):
+    OK = "ok"  # the command ran to its end (whatever its exit code)
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    OUTPUT_TRUNCATED = "output-truncated"
+    ERROR = "error"  # the sandbox itself failed
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    status: ExecStatus
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    duration_s: float
+
+
+class SandboxSettings(BaseModel):
+    """Limits every sandbox runs under. Defaults fit one 2-core machine."""
+
+    memory_mb: int = Field(1024, ge=16)
+    """Memory limit, files in the work directory included (they live in memory)."""
+    cpus: float = Field(1.0, gt=0)
+    """CPU share (1.0 = one core)."""
+    pids: int = Field(256, ge=8)
+    """Most processes and threads alive at once: a fork bomb stops here."""
+    disk_mb: int = Field(512, ge=1)
+    """Size of the writable work directory; the rest of the filesystem is read-only."""
+    timeout_s: float = Field(600.0, gt=0)
+    """Default wall-clock limit of one command."""
+    output_bytes: int = Field(10_000_000, ge=1024)
+    """Most bytes of stdout plus stderr kept from one command; past it the command is killed."""
+    user: str = "1000:1000"
+    """Non-root user the agent runs as."""
+    runtime: str | None = None
+    """Docker runtime, e.g. `runsc` for gVisor; default: Docker's own."""
+    workdir: str = "/work"
+    """Writable directory the agent's code and the task's files are copied into."""
+
+
+class Sandbox(Protocol):
+    """One isolated place for one unit of work. Always `close()` it (or use `with`)."""
+
+    def copy_in(self, source: Path, target: str | None = None) -> None:
+        """Copy a host folder's contents into the sandbox (default: the work directory)."""
+
+    def exec(
+        self,
+        command: list[str],
+        *,
+        timeout_s: float | None = None,
+        env: dict[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> ExecResult:
+        """Run a command in the work directory; never hangs past its timeout."""
+
+    def copy_out(self, source: str, target: Path) -> None:
+        """Copy a folder from the sandbox into a host folder."""
+
+    def close(self) -> None:
+        """Destroy the sandbox and everything in it."""
