@@ -7,7 +7,8 @@ import sys
 import typer
 
 from archive import ArchiveError
-from dgm.cli import archive_commands
+from dgm.cli import archive_commands, sandbox_commands
+from sandbox.base import SandboxError
 
 app = typer.Typer(
     name="dgm",
@@ -17,12 +18,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 archive_commands.register(app)
+app.add_typer(sandbox_commands.app, name="sandbox")
 
 
 def main() -> None:
     try:
         app()
-    except ArchiveError as error:
+    except (ArchiveError, SandboxError) as error:
         typer.echo(f"dgm: error: {error}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -1,0 +1,40 @@
+"""`dgm sandbox doctor` and `dgm sandbox exec` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import run_dgm
+from tests.test_cli import fails_cleanly
+
+
+def test_doctor(base_image):
+    report = json.loads(run_dgm("sandbox", "doctor", "--json").stdout)
+    assert report["docker"] and report["image"] == base_image and report["image_built"]
+    assert report["limits"]["user"] == "1000:1000" and "gvisor" in report
+
+
+def test_exec_passes_output_and_exit_code(base_image):
+    result = run_dgm("sandbox", "exec", "--", "sh", "-c", "id -u; echo e >&2; exit 7")
+    assert (result.returncode, result.stdout, result.stderr) == (7, "1000\n", "e\n")
+
+
+def test_exec_reports_limits(base_image):
+    out = json.loads(
+        run_dgm("sandbox", "exec", "--timeout", "1", "--json", "--", "sleep", "60").stdout
+    )
+    assert out["status"] == "timeout" and out["exit_code"] is None
+    oom = run_dgm(
+        "sandbox", "exec", "--memory", "64m", "--", "python3", "-c", "x = bytearray(1 << 30)"
+    )
+    assert oom.returncode == 1 and oom.stderr.strip().endswith("dgm: sandbox: oom")
+    net = json.loads(run_dgm("sandbox", "exec", "--json", "--", "cat", "/proc/net/dev").stdout)
+    assert net["status"] == "ok" and "eth0" not in net["stdout"]
+
+
+def test_bad_input_is_one_line():
+    fails_cleanly(run_dgm("sandbox", "exec", "--memory", "lots", "--", "true"), "not a size")
+    down = run_dgm("sandbox", "exec", "--", "true", env={"DOCKER_HOST": "unix:///nonexistent"})
+    fails_cleanly(down, "Docker is not reachable", "dockerd --bridge=none")
+    doctor = run_dgm("sandbox", "doctor", env={"DOCKER_HOST": "unix:///nonexistent"})
+    assert doctor.returncode == 2 and "not reachable" in doctor.stdout
