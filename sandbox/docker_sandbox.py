@@ -143,7 +143,7 @@ class DockerSandbox:
         target = Path(target)
         target.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(out), mode="r") as tar:
-            tar.extractall(target, filter="data")  # refuses links and paths leaving target
+            tar.extractall(target, filter="data")  # refuses paths and links leaving target
 
     # -- commands ----------------------------------------------------------------------------
 
