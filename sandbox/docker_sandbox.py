@@ -38,7 +38,7 @@ def connect() -> docker.DockerClient:
     except DockerException as error:
         raise SandboxError(
             "Docker is not reachable; install it (apt-get install docker.io) and start it "
-            "(dockerd --bridge=none --iptables=false &)"
+            "(dockerd --bridge=none --iptables=false &), or use --backend bwrap"
         ) from error
     return client
 

@@ -2,7 +2,7 @@
 # Installs what dgm needs on a fresh Debian machine: system packages, then ./.venv.
 #   DGM_EXTRAS=test       also install the test tools
 #   DGM_WITH_POSTGRES=1   also install PostgreSQL (the tests start their own server)
-#   DGM_WITH_DOCKER=1     also install Docker and debootstrap, and start dockerd
+#   DGM_WITH_DOCKER=1     also install the sandboxes (Docker, debootstrap, bubblewrap), start dockerd
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,7 @@ fi
 if [ "${DGM_WITH_DOCKER:-0}" = 1 ]; then
   command -v dockerd >/dev/null || packages+=(docker.io)
   command -v debootstrap >/dev/null || packages+=(debootstrap)
+  command -v bwrap >/dev/null || packages+=(bubblewrap)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

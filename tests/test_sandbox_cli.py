@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import run_dgm
 from tests.test_cli import fails_cleanly
 
@@ -14,8 +16,11 @@ def test_doctor(base_image):
     assert report["limits"]["user"] == "1000:1000" and "gvisor" in report
 
 
-def test_exec_passes_output_and_exit_code(base_image):
-    result = run_dgm("sandbox", "exec", "--", "sh", "-c", "id -u; echo e >&2; exit 7")
+@pytest.mark.parametrize("backend", ["docker", "bwrap"])
+def test_exec_passes_output_and_exit_code(base_image, backend):
+    result = run_dgm(
+        "sandbox", "exec", "--backend", backend, "--", "sh", "-c", "id -u; echo e >&2; exit 7"
+    )
     assert (result.returncode, result.stdout, result.stderr) == (7, "1000\n", "e\n")
 
 
@@ -34,7 +39,10 @@ def test_exec_reports_limits(base_image):
 
 def test_bad_input_is_one_line():
     fails_cleanly(run_dgm("sandbox", "exec", "--memory", "lots", "--", "true"), "not a size")
-    down = run_dgm("sandbox", "exec", "--", "true", env={"DOCKER_HOST": "unix:///nonexistent"})
+    no_docker = {"DOCKER_HOST": "unix:///nonexistent"}
+    down = run_dgm("sandbox", "exec", "--backend", "docker", "--", "true", env=no_docker)
     fails_cleanly(down, "Docker is not reachable", "dockerd --bridge=none")
+    fallback = run_dgm("sandbox", "exec", "--json", "--", "sh", "-c", "id -u", env=no_docker)
+    assert json.loads(fallback.stdout)["stdout"] == "1000\n"  # auto: bubblewrap took over
     doctor = run_dgm("sandbox", "doctor", env={"DOCKER_HOST": "unix:///nonexistent"})
     assert doctor.returncode == 2 and "not reachable" in doctor.stdout

@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import re
-import shutil
 import sys
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from dgm.cli.common import JsonOption, console, print_json
+from sandbox import bwrap_sandbox
 from sandbox.base import ExecStatus, SandboxError, SandboxSettings
-from sandbox.docker_sandbox import DockerSandbox, connect
-from sandbox.images import BASE_RECIPE, ensure_base_image, recipe_tag
+from sandbox.docker_sandbox import connect
+from sandbox.factory import Backend, open_sandbox
+from sandbox.images import BASE_RECIPE, recipe_tag
 
 app = typer.Typer(help="Inspect and try the sandboxes agents run in.", no_args_is_help=True)
-
-
-class Backend(StrEnum):
-    DOCKER = "docker"
 
 
 def _megabytes(size: str) -> int:
@@ -45,7 +41,7 @@ def doctor(as_json: JsonOption = False) -> None:
         report["cgroup"] = info.get("CgroupVersion")
     except SandboxError as error:
         report["docker_error"] = str(error)
-    report["bwrap"] = shutil.which("bwrap") is not None
+    report["bwrap"] = bwrap_sandbox.available()
     report["limits"] = settings.model_dump()
     if as_json:
         print_json(report)
@@ -66,18 +62,21 @@ def doctor(as_json: JsonOption = False) -> None:
 @app.command("exec")
 def exec_(
     command: Annotated[list[str], typer.Argument(help="The command, after `--`.")],
-    backend: Annotated[Backend, typer.Option(help="Sandbox backend.")] = Backend.DOCKER,
+    backend: Annotated[
+        Backend, typer.Option(help="Sandbox backend; auto: Docker if it answers, else bwrap.")
+    ] = Backend.AUTO,
     timeout: Annotated[float, typer.Option(help="Seconds before the command is killed.")] = 60,
     memory: Annotated[str, typer.Option(help="Memory limit, e.g. 512m or 2g.")] = "1g",
     as_json: JsonOption = False,
 ) -> None:
     """Run a command in a fresh agent sandbox, exactly as an agent would be run."""
     settings = SandboxSettings(memory_mb=_megabytes(memory), timeout_s=timeout)
-    client = connect()
-    with console.status("preparing the base image (the first time takes about a minute)"):
-        image = ensure_base_image(client)
-    with DockerSandbox(image, settings, client=client) as sandbox:
+    with console.status("preparing a sandbox (building the base image takes about a minute)"):
+        sandbox = open_sandbox(backend, settings)
+    try:
         result = sandbox.exec(command)
+    finally:
+        sandbox.close()
     if as_json:
         print_json(result)
         return
