@@ -1,18 +1,9 @@
-"""Where untrusted agent code runs. Imports nothing from the other layers."""
+"""Where untrusted agent code runs. Imports nothing from the other layers.
 
-from sandbox.base import ExecResult, ExecStatus, Sandbox, SandboxError, SandboxSettings
-from sandbox.bwrap_sandbox import BwrapSandbox
-from sandbox.docker_sandbox import DockerSandbox
-from sandbox.factory import Backend, open_sandbox
+Backends live in `docker_sandbox` and `bwrap_sandbox`, chosen by `factory.open_sandbox`;
+they are imported where used, since the Docker SDK costs every `dgm` command 0.3 s.
+"""
 
-__all__ = [
-    "Backend",
-    "BwrapSandbox",
-    "DockerSandbox",
-    "ExecResult",
-    "ExecStatus",
-    "Sandbox",
-    "SandboxError",
-    "SandboxSettings",
-    "open_sandbox",
-]
+from sandbox.base import Backend, ExecResult, ExecStatus, Sandbox, SandboxError, SandboxSettings
+
+__all__ = ["Backend", "ExecResult", "ExecStatus", "Sandbox", "SandboxError", "SandboxSettings"]

@@ -14,6 +14,12 @@ class SandboxError(Exception):
     """A sandbox could not be used; the message is one line saying what to do."""
 
 
+class Backend(StrEnum):
+    AUTO = "auto"  # Docker when its engine answers, else bubblewrap
+    DOCKER = "docker"
+    BWRAP = "bwrap"
+
+
 class ExecStatus(StrEnum):
     OK = "ok"  # the command ran to its end (whatever its exit code)
     TIMEOUT = "timeout"

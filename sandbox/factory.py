@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from sandbox import bwrap_sandbox
-from sandbox.base import Sandbox, SandboxError, SandboxSettings
+from sandbox.base import Backend, Sandbox, SandboxError, SandboxSettings
 from sandbox.bwrap_sandbox import BwrapSandbox
 from sandbox.docker_sandbox import DockerSandbox, connect
 from sandbox.images import ensure_base_image
-
-
-class Backend(StrEnum):
-    AUTO = "auto"
-    DOCKER = "docker"
-    BWRAP = "bwrap"
 
 
 def open_sandbox(

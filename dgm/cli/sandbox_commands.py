@@ -10,11 +10,7 @@ import typer
 from rich.table import Table
 
 from dgm.cli.common import JsonOption, console, print_json
-from sandbox import bwrap_sandbox
-from sandbox.base import ExecStatus, SandboxError, SandboxSettings
-from sandbox.docker_sandbox import connect
-from sandbox.factory import Backend, open_sandbox
-from sandbox.images import BASE_RECIPE, recipe_tag
+from sandbox.base import Backend, ExecStatus, SandboxError, SandboxSettings
 
 app = typer.Typer(help="Inspect and try the sandboxes agents run in.", no_args_is_help=True)
 
@@ -30,6 +26,10 @@ def _megabytes(size: str) -> int:
 @app.command()
 def doctor(as_json: JsonOption = False) -> None:
     """Is Docker reachable, which images exist, is gVisor there, what the limits are."""
+    from sandbox import bwrap_sandbox
+    from sandbox.docker_sandbox import connect
+    from sandbox.images import BASE_RECIPE, recipe_tag
+
     settings = SandboxSettings()
     report: dict = {"docker": None, "image": recipe_tag(BASE_RECIPE), "image_built": False}
     try:
@@ -70,6 +70,8 @@ def exec_(
     as_json: JsonOption = False,
 ) -> None:
     """Run a command in a fresh agent sandbox, exactly as an agent would be run."""
+    from sandbox.factory import open_sandbox
+
     settings = SandboxSettings(memory_mb=_megabytes(memory), timeout_s=timeout)
     with console.status("preparing a sandbox (building the base image takes about a minute)"):
         sandbox = open_sandbox(backend, settings)
