@@ -58,6 +58,11 @@ class SandboxSettings(BaseModel):
     """Docker runtime, e.g. `runsc` for gVisor; default: Docker's own."""
     workdir: str = "/work"
     """Writable directory the agent's code and the task's files are copied into."""
+    gateway_socket: str | None = None
+    """Host path of the FM gateway's Unix socket, alone in its folder: mounted read-only and
+    bridged to `127.0.0.1:gateway_port` inside (Docker backend)."""
+    gateway_port: int = Field(8765, ge=1024, le=65535)
+    """Loopback port inside the sandbox where agents reach the gateway."""
 
 
 class Sandbox(Protocol):

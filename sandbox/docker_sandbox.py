@@ -28,6 +28,18 @@ from sandbox.base import ExecResult, ExecStatus, SandboxError, SandboxSettings
 LABEL = "dgm.sandbox"
 _KILLED = 137  # 128 + SIGKILL
 _DRAIN_S = 15.0
+GATEWAY_DIR = "/run/dgm"
+_WAIT_FOR_PORT = """
+import socket, sys, time
+for _ in range(200):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.05)
+else:
+    sys.exit("nothing listens on the bridge port")
+"""
 
 
 def connect() -> docker.DockerClient:
@@ -92,6 +104,11 @@ class DockerSandbox:
                 security_opt=["no-new-privileges"],
                 runtime=s.runtime,
                 labels={LABEL: "1", "dgm.run": run_id, "dgm.unit": unit_id},
+                volumes=(
+                    {os.path.dirname(s.gateway_socket): {"bind": GATEWAY_DIR, "mode": "ro"}}
+                    if s.gateway_socket
+                    else {}
+                ),
             )
         except ImageNotFound as error:
             raise SandboxError(f"image {image} is not built; build it before starting") from error
@@ -101,11 +118,25 @@ class DockerSandbox:
             ) from error
         try:
             self._container.start()
-        except APIError as error:
+            if s.gateway_socket:
+                self._start_bridge()
+        except (APIError, SandboxError) as error:
             self.close()
-            raise SandboxError(
-                f"cannot start a sandbox from {image}: {error.explanation}"
-            ) from error
+            reason = getattr(error, "explanation", None) or str(error)
+            raise SandboxError(f"cannot start a sandbox from {image}: {reason}") from error
+
+    def _start_bridge(self) -> None:
+        """Run bridge.py in the background and wait until its port answers."""
+        s = self.settings
+        script = Path(__file__).with_name("bridge.py").read_bytes()
+        self.exec(["sh", "-c", "cat > /tmp/dgm-bridge.py"], stdin=script)
+        target = f"{GATEWAY_DIR}/{os.path.basename(s.gateway_socket or '')}"
+        api = self._client.api
+        bridge = ["python3", "/tmp/dgm-bridge.py", str(s.gateway_port), target]
+        api.exec_start(api.exec_create(self._container.id, bridge)["Id"], detach=True)
+        ready = self.exec(["python3", "-c", _WAIT_FOR_PORT, str(s.gateway_port)], timeout_s=15)
+        if ready.exit_code != 0:
+            raise SandboxError(f"the gateway bridge did not start: {ready.stderr.strip()}")
 
     @property
     def id(self) -> str:
