@@ -590,6 +590,25 @@ class Archive:
         with self._write() as conn:
             conn.execute(insert(fm_usage), {**call.__dict__, "created_at": _now()})
 
+    def fm_calls(self, *, run_id: str | None = None, unit_id: str | None = None) -> list[FMCall]:
+        """Metered FM calls, oldest first, of one run and/or one unit (all when neither)."""
+        columns = [fm_usage.c[name] for name in FMCall.__dataclass_fields__]
+        query = select(*columns).order_by(fm_usage.c.id)
+        if run_id is not None:
+            query = query.where(fm_usage.c.run_id == run_id)
+        if unit_id is not None:
+            query = query.where(fm_usage.c.unit_id == unit_id)
+        with self._read() as conn:
+            return [FMCall(**row) for row in conn.execute(query).mappings()]
+
+    def fm_spend(self, run_id: str) -> tuple[int, float]:
+        """Tokens and USD a run has spent on FM calls so far (budgets resume from here)."""
+        tokens = func.coalesce(func.sum(fm_usage.c.input_tokens + fm_usage.c.output_tokens), 0)
+        usd = func.coalesce(func.sum(fm_usage.c.cost_usd), 0.0)
+        with self._read() as conn:
+            spent = conn.execute(select(tokens, usd).where(fm_usage.c.run_id == run_id)).one()
+        return int(spent[0]), float(spent[1])
+
     def models_used(self, node_ids: Sequence[str]) -> dict[str, list[str]]:
         """The FM models metered against each node (building it or evaluating it)."""
         found: dict[str, set[str]] = {n: set() for n in node_ids}

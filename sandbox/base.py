@@ -9,6 +9,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
+GATEWAY_DIR = "/run/dgm"  # where the gateway socket's folder appears inside a sandbox
+
 
 class SandboxError(Exception):
     """A sandbox could not be used; the message is one line saying what to do."""
@@ -60,7 +62,7 @@ class SandboxSettings(BaseModel):
     """Writable directory the agent's code and the task's files are copied into."""
     gateway_socket: str | None = None
     """Host path of the FM gateway's Unix socket, alone in its folder: mounted read-only and
-    bridged to `127.0.0.1:gateway_port` inside (Docker backend)."""
+    bridged to `127.0.0.1:gateway_port` inside."""
     gateway_port: int = Field(8765, ge=1024, le=65535)
     """Loopback port inside the sandbox where agents reach the gateway."""
 

@@ -21,10 +21,12 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox.base import ExecResult, ExecStatus, SandboxError, SandboxSettings
+from sandbox.base import GATEWAY_DIR, ExecResult, ExecStatus, SandboxError, SandboxSettings
 
 # Run as this host user when started as root, so that the process limit means something.
 RUN_AS = "nobody"
+# passed as `python3 -c`, so no host path needs to be readable by the sandbox's user
+BRIDGE = Path(__file__).with_name("bridge.py").read_text()
 
 
 def available() -> bool:
@@ -155,6 +157,11 @@ class BwrapSandbox:
         ]  # fmt: skip
         for key, value in {"HOME": s.workdir, "PATH": "/usr/bin:/bin", **env}.items():
             argv += ["--setenv", key, value]
+        if s.gateway_socket:
+            socket_path = f"{GATEWAY_DIR}/{os.path.basename(s.gateway_socket)}"
+            argv += ["--ro-bind", os.path.dirname(s.gateway_socket), GATEWAY_DIR]
+            bridge = ["python3", "-c", BRIDGE, str(s.gateway_port), socket_path, "--"]
+            command = [*bridge, *command]
         return [*argv, "--", *command]
 
     def _read(self, proc: subprocess.Popen, deadline: float) -> tuple[ExecStatus, bytes, bytes]:

@@ -23,12 +23,11 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
-from sandbox.base import ExecResult, ExecStatus, SandboxError, SandboxSettings
+from sandbox.base import GATEWAY_DIR, ExecResult, ExecStatus, SandboxError, SandboxSettings
 
 LABEL = "dgm.sandbox"
 _KILLED = 137  # 128 + SIGKILL
 _DRAIN_S = 15.0
-GATEWAY_DIR = "/run/dgm"
 _WAIT_FOR_PORT = """
 import socket, sys, time
 for _ in range(200):

@@ -174,3 +174,31 @@ def base_image(docker_client) -> str:
     from sandbox.images import ensure_base_image
 
     return ensure_base_image(docker_client)
+
+
+@pytest.fixture(params=["docker", "bwrap"])
+def new_sandbox(request):
+    """A factory of sandboxes of one backend; every one it makes is closed afterwards."""
+    from sandbox.bwrap_sandbox import BwrapSandbox
+    from sandbox.docker_sandbox import DockerSandbox
+
+    if request.param == "docker":
+        client = request.getfixturevalue("docker_client")
+        image = request.getfixturevalue("base_image")
+
+        def make(settings):
+            return DockerSandbox(image, settings, run_id="test", client=client)
+    else:
+
+        def make(settings):
+            return BwrapSandbox(settings)
+
+    made = []
+
+    def tracked(settings):
+        made.append(make(settings))
+        return made[-1]
+
+    yield tracked
+    for sandbox in made:
+        sandbox.close()

@@ -5,47 +5,18 @@ from __future__ import annotations
 import pytest
 
 from sandbox.base import ExecStatus, SandboxError, SandboxSettings
-from sandbox.bwrap_sandbox import BwrapSandbox
-from sandbox.docker_sandbox import DockerSandbox
 from tests.conftest import write_files
 
 SMALL = SandboxSettings(memory_mb=128, pids=64, disk_mb=16, timeout_s=20, output_bytes=200_000)
 
 
-@pytest.fixture(params=["docker", "bwrap"])
-def new_sandbox(request):
-    """A factory of sandboxes of one backend; every one it makes is closed afterwards."""
-    if request.param == "docker":
-        client, image = (
-            request.getfixturevalue("docker_client"),
-            request.getfixturevalue("base_image"),
-        )
-
-        def make():
-            return DockerSandbox(image, SMALL, run_id="test", client=client)
-    else:
-
-        def make():
-            return BwrapSandbox(SMALL)
-
-    made = []
-
-    def tracked():
-        made.append(make())
-        return made[-1]
-
-    yield tracked
-    for sandbox in made:
-        sandbox.close()
-
-
 @pytest.fixture
 def sandbox(new_sandbox):
-    return new_sandbox()
+    return new_sandbox(SMALL)
 
 
 def assert_next_sandbox_works(new_sandbox) -> None:
-    result = new_sandbox().exec(["echo", "fine"])
+    result = new_sandbox(SMALL).exec(["echo", "fine"])
     assert (result.status, result.exit_code, result.stdout) == (ExecStatus.OK, 0, "fine\n")
 
 

@@ -3,23 +3,35 @@
     .venv/bin/python scripts/perf/sandbox_overhead.py [--runs 20]
 
 Prints, for the Docker and the bubblewrap backend: create+start, exec of `true`, copy-in of a
-10 MB tree, removal, the whole round trip; and the same `true` as a plain subprocess.
-Target: round trip < 1.5 s.
+10 MB tree, removal, the whole round trip; the same `true` as a plain subprocess; and what the
+FM gateway adds to a call (10 x N calls, plain and streamed, each made alternately straight to
+a stub provider in its own process and through the gateway, which meters it into a real
+SQLite archive).
+Targets: round trip < 1.5 s, gateway overhead < 5 ms per call.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import httpx2 as httpx
+
+from archive import Archive
+from dgm.gateway import Gateway, GatewaySettings, Upstream
 from sandbox.bwrap_sandbox import BwrapSandbox
 from sandbox.docker_sandbox import DockerSandbox, connect
 from sandbox.images import ensure_base_image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.scripted_fm import Reply, ScriptedFM
 
 
 def ten_mb_tree(root: Path) -> Path:
@@ -54,6 +66,48 @@ def measure(make, tree: Path, runs: int) -> dict[str, list[float]]:
     return steps
 
 
+def stub_provider(replies: list[Reply], pipe) -> None:
+    """The stub provider, in its own process as a real one would be (no shared GIL)."""
+    with ScriptedFM(*replies) as stub:
+        pipe.send(stub.openai_base_url)
+        pipe.recv()
+
+
+def gateway_overhead(calls: int, stream: bool) -> tuple[float, float]:
+    """Median latency of a call straight to the stub and through the gateway, in seconds."""
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 2000}]}
+    body["stream"] = stream
+    reply = Reply("y" * 400, input_tokens=500, output_tokens=100)
+    ours, theirs = multiprocessing.Pipe()
+    provider = multiprocessing.Process(target=stub_provider, args=([reply] * 2 * calls, theirs))
+    provider.start()
+    base_url = ours.recv()
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Archive.init(Path(tmp) / "archive")
+        settings = GatewaySettings(openai=Upstream(base_url=base_url, api_key="k"))
+        with Gateway(settings, archive) as gateway:
+            lease = gateway.open_unit("perf")
+            auth = {"authorization": f"Bearer {lease.token}"}
+            via_socket = httpx.HTTPTransport(uds=gateway.socket_path)
+            with (
+                httpx.Client(base_url=base_url, headers=auth) as direct,
+                httpx.Client(transport=via_socket, base_url="http://gw/v1", headers=auth) as gw,
+            ):
+                timings: dict[str, list[float]] = {"direct": [], "gateway": []}
+                for _ in range(calls):
+                    for name, client in (("direct", direct), ("gateway", gw)):
+                        start = time.perf_counter()
+                        answer = client.post("/chat/completions", json=body)
+                        answer.read()
+                        timings[name].append(time.perf_counter() - start)
+                        answer.raise_for_status()
+        assert len(archive.fm_calls(unit_id="perf")) == calls, "every gateway call is metered"
+        archive.close()
+    ours.send("stop")
+    provider.join()
+    return statistics.median(timings["direct"]), statistics.median(timings["gateway"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
@@ -78,7 +132,14 @@ def main() -> None:
             label = f"{backend} {name}"
             print(f"{label:<22} median {statistics.median(samples) * 1000:8.1f} ms{target}")
     print(f"{'plain true':<22} median {statistics.median(plain) * 1000:8.1f} ms (subprocess)")
-    print("gateway overhead: not measured yet (the FM gateway is not built)")
+    for stream in (False, True):
+        direct, through = gateway_overhead(10 * args.runs, stream)
+        kind = "streamed" if stream else "plain"
+        print(
+            f"gateway {kind + ' call':<14} median {through * 1000:8.1f} ms vs direct "
+            f"{direct * 1000:.1f} ms: overhead {(through - direct) * 1000:.1f} ms "
+            "(target < 5 ms)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Foundation models: prices now; providers behind one protocol come with the seed agent."""
