@@ -28,6 +28,9 @@ from sandbox.base import GATEWAY_DIR, ExecResult, ExecStatus, SandboxError, Sand
 LABEL = "dgm.sandbox"
 _KILLED = 137  # 128 + SIGKILL
 _DRAIN_S = 15.0
+# gVisor's kernel (the sentry) runs as host threads in the container's cgroup; they count
+# against the pids limit, so they get room of their own on top of the agent's.
+_GVISOR_THREADS = 256
 _WAIT_FOR_PORT = """
 import socket, sys, time
 for _ in range(200):
@@ -93,7 +96,7 @@ class DockerSandbox:
                 mem_limit=f"{s.memory_mb}m",
                 memswap_limit=f"{s.memory_mb}m",
                 nano_cpus=int(s.cpus * 1e9),
-                pids_limit=s.pids,
+                pids_limit=s.pids + (_GVISOR_THREADS if s.runtime == "runsc" else 0),
                 read_only=True,
                 tmpfs={s.workdir: f"size={s.disk_mb}m,{owned}", "/tmp": f"size=64m,{owned}"},
                 user=s.user,
@@ -112,6 +115,11 @@ class DockerSandbox:
         except ImageNotFound as error:
             raise SandboxError(f"image {image} is not built; build it before starting") from error
         except APIError as error:
+            if s.runtime and "runtime" in str(error.explanation):
+                raise SandboxError(
+                    f"Docker has no runtime {s.runtime}; register it (scripts/dockerd.json) "
+                    "and restart dockerd, or leave the runtime unset"
+                ) from error
             raise SandboxError(
                 f"cannot create a sandbox from {image}: {error.explanation}"
             ) from error
@@ -288,10 +296,18 @@ class DockerSandbox:
         killer = threading.Thread(target=self._kill_container, daemon=True)
         killer.start()
         if stream is not None:
-            stream.settimeout(_DRAIN_S)
-            with contextlib.suppress(OSError):
-                while stream.recv(1 << 16):
-                    pass
+            # until the stream ends, or the kill is done (gVisor may leave the stream open)
+            stream.settimeout(0.1)
+            deadline = time.monotonic() + _DRAIN_S
+            while time.monotonic() < deadline:
+                try:
+                    if not stream.recv(1 << 16):
+                        break
+                except TimeoutError:
+                    if not killer.is_alive():
+                        break
+                except OSError:
+                    break
         killer.join(_DRAIN_S)
 
     def _kill_container(self) -> None:

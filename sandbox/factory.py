@@ -18,11 +18,15 @@ def open_sandbox(
 ) -> Sandbox:
     """A fresh sandbox of the chosen backend (building the base image if Docker needs it)."""
     backend = Backend(backend)
+    runtime = settings.runtime if settings else None
+    if backend is Backend.BWRAP and runtime:
+        raise SandboxError(f"the {runtime} runtime needs the docker backend, not bwrap")
     if backend is not Backend.BWRAP:
         try:
             client = connect()
         except SandboxError:
-            if backend is Backend.DOCKER or not bwrap_sandbox.available():
+            # a runtime such as gVisor was asked for: falling back to bubblewrap would drop it
+            if backend is Backend.DOCKER or runtime or not bwrap_sandbox.available():
                 raise
         else:
             image = ensure_base_image(client)

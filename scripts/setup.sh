@@ -19,6 +19,7 @@ if [ "${DGM_WITH_DOCKER:-0}" = 1 ]; then
   command -v dockerd >/dev/null || packages+=(docker.io)
   command -v debootstrap >/dev/null || packages+=(debootstrap)
   command -v bwrap >/dev/null || packages+=(bubblewrap)
+  command -v runsc >/dev/null || packages+=(runsc)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

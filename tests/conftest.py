@@ -176,17 +176,29 @@ def base_image(docker_client) -> str:
     return ensure_base_image(docker_client)
 
 
-@pytest.fixture(params=["docker", "bwrap"])
+@pytest.fixture(scope="session")
+def gvisor(docker_client) -> str:
+    """The gVisor runtime's name, once Docker has it registered (scripts/start-docker.sh)."""
+    if "runsc" not in docker_client.info().get("Runtimes", {}):
+        if os.environ.get("DGM_REQUIRE_DOCKER"):
+            pytest.fail("gVisor is not registered with Docker; see scripts/start-docker.sh")
+        pytest.skip("gVisor (runsc) is not registered with Docker")
+    return "runsc"
+
+
+@pytest.fixture(params=["docker", "gvisor", "bwrap"])
 def new_sandbox(request):
     """A factory of sandboxes of one backend; every one it makes is closed afterwards."""
     from sandbox.bwrap_sandbox import BwrapSandbox
     from sandbox.docker_sandbox import DockerSandbox
 
-    if request.param == "docker":
+    if request.param in ("docker", "gvisor"):
         client = request.getfixturevalue("docker_client")
         image = request.getfixturevalue("base_image")
+        runtime = request.getfixturevalue("gvisor") if request.param == "gvisor" else None
 
         def make(settings):
+            settings = settings.model_copy(update={"runtime": runtime})
             return DockerSandbox(image, settings, run_id="test", client=client)
     else:
 

@@ -46,3 +46,14 @@ def test_bad_input_is_one_line():
     assert json.loads(fallback.stdout)["stdout"] == "1000\n"  # auto: bubblewrap took over
     doctor = run_dgm("sandbox", "doctor", env={"DOCKER_HOST": "unix:///nonexistent"})
     assert doctor.returncode == 2 and "not reachable" in doctor.stdout
+
+
+def test_gvisor_runtime(base_image, gvisor):
+    result = json.loads(
+        run_dgm("sandbox", "exec", "--runtime", gvisor, "--json", "--", "dmesg").stdout
+    )
+    assert "Starting gVisor" in result["stdout"]
+    unknown = run_dgm("sandbox", "exec", "--runtime", "nosuch", "--", "true")
+    fails_cleanly(unknown, "Docker has no runtime nosuch", "scripts/dockerd.json")
+    bwrap = run_dgm("sandbox", "exec", "--backend", "bwrap", "--runtime", "runsc", "--", "true")
+    fails_cleanly(bwrap, "the runsc runtime needs the docker backend")

@@ -67,12 +67,15 @@ def exec_(
     ] = Backend.AUTO,
     timeout: Annotated[float, typer.Option(help="Seconds before the command is killed.")] = 60,
     memory: Annotated[str, typer.Option(help="Memory limit, e.g. 512m or 2g.")] = "1g",
+    runtime: Annotated[
+        str | None, typer.Option(help="Docker runtime, e.g. runsc for gVisor.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a command in a fresh agent sandbox, exactly as an agent would be run."""
     from sandbox.factory import open_sandbox
 
-    settings = SandboxSettings(memory_mb=_megabytes(memory), timeout_s=timeout)
+    settings = SandboxSettings(memory_mb=_megabytes(memory), timeout_s=timeout, runtime=runtime)
     with console.status("preparing a sandbox (building the base image takes about a minute)"):
         sandbox = open_sandbox(backend, settings)
     try:

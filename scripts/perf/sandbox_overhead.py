@@ -2,11 +2,11 @@
 
     .venv/bin/python scripts/perf/sandbox_overhead.py [--runs 20]
 
-Prints, for the Docker and the bubblewrap backend: create+start, exec of `true`, copy-in of a
-10 MB tree, removal, the whole round trip; the same `true` as a plain subprocess; and what the
-FM gateway adds to a call (10 x N calls, plain and streamed, each made alternately straight to
-a stub provider in its own process and through the gateway, which meters it into a real
-SQLite archive).
+Prints, for Docker (and Docker with gVisor when registered) and bubblewrap: create+start,
+exec of `true`, copy-in of a 10 MB tree, removal, the whole round trip; the same `true` as a
+plain subprocess; and what the FM gateway adds to a call (10 x N calls, plain and streamed,
+each made alternately straight to a stub provider in its own process and through the
+gateway, which meters it into a real SQLite archive).
 Targets: round trip < 1.5 s, gateway overhead < 5 ms per call.
 """
 
@@ -26,6 +26,7 @@ import httpx2 as httpx
 
 from archive import Archive
 from dgm.gateway import Gateway, GatewaySettings, Upstream
+from sandbox.base import SandboxSettings
 from sandbox.bwrap_sandbox import BwrapSandbox
 from sandbox.docker_sandbox import DockerSandbox, connect
 from sandbox.images import ensure_base_image
@@ -120,6 +121,11 @@ def main() -> None:
             "docker": measure(lambda: DockerSandbox(image, client=client), tree, args.runs),
             "bwrap": measure(BwrapSandbox, tree, args.runs),
         }
+        if "runsc" in client.info().get("Runtimes", {}):
+            gvisor = SandboxSettings(runtime="runsc")
+            backends["gvisor"] = measure(
+                lambda: DockerSandbox(image, gvisor, client=client), tree, args.runs
+            )
     plain = []
     for _ in range(args.runs):
         start = time.perf_counter()
