@@ -1,14 +1,18 @@
-"""Base images, built offline from Debian's packages and cached by a hash of their recipe.
+"""Base images: pulled from a registry when one is configured, else built offline from Debian's
+packages; then layered with a Dockerfile; cached by a hash of their recipe.
 
-No registry is needed: `debootstrap` builds a root filesystem from Debian's package archive,
-and `docker import` turns it into an image tagged `dgm-agent-base:<recipe hash>`. The same
-recipe is never built twice.
+Offline, `debootstrap` builds a root filesystem from Debian's package archive and `docker
+import` turns it into `dgm-rootfs:<hash>`. Either base gets the agent layer (a named user 1000,
+environment, work directory) from a Dockerfile on the classic builder, with no network, and
+is tagged `dgm-agent-base:<recipe hash>`. The same recipe is never built twice. Pulling is
+opt-in (`pull:`): probing for a registry would itself be traffic to the outside.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import io
+import logging
 import shutil
 import subprocess
 import tarfile
@@ -16,31 +20,94 @@ import tempfile
 from pathlib import Path
 
 import docker
-from docker.errors import ImageNotFound
+from docker.errors import APIError, BuildError, ImageNotFound
+from pydantic import BaseModel
 
 from sandbox.base import SandboxError
 
-BASE_RECIPE = {
-    "suite": "bookworm",
-    "variant": "minbase",
-    "packages": ["python3", "git", "ca-certificates", "procps"],
-}
+log = logging.getLogger(__name__)
+
+AGENT_LAYER = [
+    # a name for uid 1000: git, getpass and `whoami` want one
+    "RUN echo 'agent:x:1000:1000:agent:/work:/bin/sh' >> /etc/passwd"
+    " && echo 'agent:x:1000:' >> /etc/group",
+    "ENV HOME=/work LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1",
+    "WORKDIR /work",
+    'CMD ["python3"]',
+]
+
+
+class ImageRecipe(BaseModel):
+    pull: str | None = None
+    """Image to pull as the base (e.g. `python:3.12-slim-bookworm`); unset: build offline."""
+    suite: str = "bookworm"
+    variant: str = "minbase"
+    packages: list[str] = ["python3", "git", "ca-certificates", "procps"]
+    """Debian packages of the offline root filesystem."""
+    layer: list[str] = AGENT_LAYER
+    """Dockerfile lines on top of the base."""
+
+
 BASE_NAME = "dgm-agent-base"
+ROOTFS_NAME = "dgm-rootfs"
 
 
-def recipe_tag(recipe: dict) -> str:
-    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{BASE_NAME}:{digest}"
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
 
 
-def ensure_base_image(client: docker.DockerClient, recipe: dict = BASE_RECIPE) -> str:
+def recipe_tag(recipe: ImageRecipe) -> str:
+    return f"{BASE_NAME}:{_digest(recipe.model_dump())}"
+
+
+def ensure_base_image(client: docker.DockerClient, recipe: ImageRecipe | None = None) -> str:
     """The base agent image's tag, building it first if this engine lacks it."""
+    recipe = recipe or ImageRecipe()
     tag = recipe_tag(recipe)
+    if _exists(client, tag):
+        return tag
+    base = (recipe.pull and _pulled(client, recipe.pull)) or _rootfs(client, recipe)
+    dockerfile = "\n".join([f"FROM {base}", *recipe.layer]) + "\n"
+    try:
+        client.images.build(
+            fileobj=io.BytesIO(dockerfile.encode()),
+            tag=tag,
+            network_mode="none",
+            pull=False,
+            rm=True,
+            forcerm=True,
+        )
+    except BuildError as error:
+        raise SandboxError(f"the agent layer of {tag} failed to build: {error.msg}") from error
+    except APIError as error:
+        raise SandboxError(f"cannot build {tag}: {error.explanation}") from error
+    return tag
+
+
+def _exists(client: docker.DockerClient, tag: str) -> bool:
     try:
         client.images.get(tag)
-        return tag
     except ImageNotFound:
-        pass
+        return False
+    return True
+
+
+def _pulled(client: docker.DockerClient, reference: str) -> str | None:
+    """`reference` once pulled, or None (and a warning) when no registry answers."""
+    if _exists(client, reference):
+        return reference
+    try:
+        client.images.pull(reference)
+    except APIError as error:
+        log.warning("cannot pull %s (%s); building the base offline", reference, error.explanation)
+        return None
+    return reference
+
+
+def _rootfs(client: docker.DockerClient, recipe: ImageRecipe) -> str:
+    tag = f"{ROOTFS_NAME}:{_digest(recipe.suite, recipe.variant, recipe.packages)}"
+    if _exists(client, tag):
+        return tag
     if shutil.which("debootstrap") is None:
         raise SandboxError(
             f"image {tag} is missing and debootstrap is not installed to build it; "
@@ -51,9 +118,9 @@ def ensure_base_image(client: docker.DockerClient, recipe: dict = BASE_RECIPE) -
         proc = subprocess.run(
             [
                 "debootstrap",
-                f"--variant={recipe['variant']}",
-                f"--include={','.join(recipe['packages'])}",
-                recipe["suite"],
+                f"--variant={recipe.variant}",
+                f"--include={','.join(recipe.packages)}",
+                recipe.suite,
                 str(rootfs),
             ],
             capture_output=True,
@@ -67,10 +134,5 @@ def ensure_base_image(client: docker.DockerClient, recipe: dict = BASE_RECIPE) -
         with tarfile.open(archive, "w") as tar:
             tar.add(rootfs, arcname=".")
         repository, version = tag.split(":")
-        client.api.import_image(
-            src=str(archive),
-            repository=repository,
-            tag=version,
-            changes=["ENV PYTHONDONTWRITEBYTECODE=1", 'CMD ["python3"]'],
-        )
+        client.api.import_image(src=str(archive), repository=repository, tag=version)
     return tag

@@ -2,7 +2,9 @@
 # Installs what dgm needs on a fresh Debian machine: system packages, then ./.venv.
 #   DGM_EXTRAS=test       also install the test tools
 #   DGM_WITH_POSTGRES=1   also install PostgreSQL (the tests start their own server)
-#   DGM_WITH_DOCKER=1     also install the sandboxes (Docker, debootstrap, bubblewrap), start dockerd
+#   DGM_WITH_DOCKER=1     also install the sandboxes (Docker, debootstrap, bubblewrap, gVisor),
+#                         start dockerd
+#   DGM_WITH_REGISTRY=1   also install Docker's registry (the tests run one on loopback)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,9 @@ if [ "${DGM_WITH_DOCKER:-0}" = 1 ]; then
   command -v debootstrap >/dev/null || packages+=(debootstrap)
   command -v bwrap >/dev/null || packages+=(bubblewrap)
   command -v runsc >/dev/null || packages+=(runsc)
+fi
+if [ "${DGM_WITH_REGISTRY:-0}" = 1 ]; then
+  command -v docker-registry >/dev/null || packages+=(docker-registry)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

@@ -28,10 +28,10 @@ def doctor(as_json: JsonOption = False) -> None:
     """Is Docker reachable, which images exist, is gVisor there, what the limits are."""
     from sandbox import bwrap_sandbox
     from sandbox.docker_sandbox import connect
-    from sandbox.images import BASE_RECIPE, recipe_tag
+    from sandbox.images import ImageRecipe, recipe_tag
 
     settings = SandboxSettings()
-    report: dict = {"docker": None, "image": recipe_tag(BASE_RECIPE), "image_built": False}
+    report: dict = {"docker": None, "image": recipe_tag(ImageRecipe()), "image_built": False}
     try:
         client = connect()
         info = client.info()
