@@ -35,7 +35,7 @@ from dgm.gateway.wire import WIRES, EventStream, Usage, Wire, client_token
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 # headers an upstream answer keeps on its way back to the agent
-_RETURNED = ("content-type", "retry-after", "request-id", "x-request-id")
+_RETURNED = ("content-type", "retry-after", "retry-after-ms", "request-id", "x-request-id")
 
 
 class Upstream(BaseModel):
