@@ -166,9 +166,9 @@ class DockerSandbox:
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             for entry in sorted(Path(source).iterdir()):
                 tar.add(entry, arcname=entry.name, filter=_as_agent)
+        unpack = 'mkdir -p "$1" && tar -x -f - -C "$1"'
         result = self.exec(
-            ["tar", "-x", "-f", "-", "-C", target or self.settings.workdir],
-            stdin=buffer.getvalue(),
+            ["sh", "-c", unpack, "sh", target or self.settings.workdir], stdin=buffer.getvalue()
         )
         if result.status is not ExecStatus.OK or result.exit_code != 0:
             raise SandboxError(f"copying {source} into the sandbox failed: {result.stderr.strip()}")

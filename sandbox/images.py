@@ -42,7 +42,7 @@ class ImageRecipe(BaseModel):
     """Image to pull as the base (e.g. `python:3.12-slim-bookworm`); unset: build offline."""
     suite: str = "bookworm"
     variant: str = "minbase"
-    packages: list[str] = ["python3", "git", "ca-certificates", "procps"]
+    packages: list[str] = ["python3", "python3-pytest", "git", "ca-certificates", "procps"]
     """Debian packages of the offline root filesystem."""
     layer: list[str] = AGENT_LAYER
     """Dockerfile lines on top of the base."""

@@ -46,6 +46,8 @@ def test_copy_in_and_out(sandbox, tmp_path):
     sandbox.exec(["sh", "-c", "echo new > pkg/new.txt"])
     sandbox.copy_out("/work", tmp_path / "out")
     assert (tmp_path / "out" / "pkg" / "new.txt").read_text() == "new\n"
+    sandbox.copy_in(src / "pkg", "/work/a/new/folder")
+    assert sandbox.exec(["cat", "a/new/folder/mod.py"]).stdout == "x = 1\n"
     assert (tmp_path / "out" / "agent.py").read_text() == "print('hi')\n"
 
 
