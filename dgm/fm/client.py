@@ -63,6 +63,11 @@ class FMClient(Protocol):
         """One model answer to `messages` ({"role": "user"|"assistant", "content": str})."""
 
 
+def api_for(model: str) -> Api:
+    """The wire format a model is reached with: Anthropic's for Claude, else OpenAI's."""
+    return "anthropic" if model.startswith("claude") else "openai"
+
+
 def connect(api: Api, model: str, *, base_url: str, token: str, socket: str | None = None):
     """A client for `model` through `base_url` (over a Unix socket when given)."""
     http = httpx.Client(transport=httpx.HTTPTransport(uds=socket)) if socket else None

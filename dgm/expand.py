@@ -1,0 +1,376 @@
+"""Self-modification: one expansion of a parent agent into a child (DGM's self-improve step).
+
+1. Choose what to improve: one of the parent's failed tasks, or one of DGM's special entries
+   (too many empty patches, stochasticity, context overflow).
+2. Ask the diagnosis model why the agent failed and what one change would help; write that as
+   a problem statement.
+3. Run the parent agent, in a sandbox, on a checkout of its own code with that statement.
+4. Take its diff; run the child's own tests in a fresh sandbox; commit the child.
+
+Everything an expansion learns is kept: a child whose tests fail is committed as rejected
+with the reason, and an expansion without a usable diff is an `expansion_failed` event.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from archive import Archive
+from archive.records import EvalStatus, Evaluation, NodeStatus, Origin
+from dgm.fm.client import FMClient, api_for, connect
+from dgm.fm.errors import FMError
+from dgm.gateway import Gateway, Spend
+from sandbox.base import Sandbox, SandboxSettings
+
+SEED_AGENT = Path(__file__).with_name("seed_agent")
+
+# DGM's special entries: problems of the agent as a whole rather than of one task
+SPECIAL_ENTRIES = {
+    "solve_empty_patches": (
+        "The coding agent sometimes ends without changing any file, so its patch is empty. "
+        "Make sure it always attempts a change: for example, check before stopping that the "
+        "repository has a diff, and if not, go back to work on the task."
+    ),
+    "solve_stochasticity": (
+        "The coding agent's results vary from run to run on the same task. Make it more "
+        "reliable: for example, let it produce several candidate patches and choose the best "
+        "one by running the available tests."
+    ),
+    "solve_contextlength": (
+        "The coding agent exceeded the model's context window on some tasks. Make it manage "
+        "its context: for example, summarise or drop old tool outputs before the limit is hit."
+    ),
+}
+EMPTY_PATCH_SHARE = 0.1
+STOCHASTICITY_CHANCE = 0.25
+CONTEXT_LENGTH_CHANCE = 0.5
+
+DIAGNOSIS_FORMAT = """Answer with one JSON object with these string fields:
+"log_summarization": what the agent did and where it went wrong;
+"potential_improvements": general changes to the agent that could help;
+"improvement_proposal": the one improvement to make now;
+"implementation_suggestion": how to implement it in the agent's code;
+"problem_description": the improvement written as a task for a coding agent."""
+
+
+class TaskSource(Protocol):
+    """Where task statements come from (a benchmark)."""
+
+    def statement(self, benchmark: str, task: str) -> str: ...
+
+
+class ExpansionSettings(BaseModel):
+    model: str = "gpt-4o"
+    """The model the parent agent runs with while it rewrites itself."""
+    diagnosis_model: str = "gpt-4o"
+    agent_command: list[str] = [
+        "python3", "/work/agent/coding_agent.py", "--task-file", "/work/task.md",
+        "--repo", "/work/repo", "--out", "/work/out", "--model", "{model}",
+        "--max-steps", "{max_steps}",
+    ]  # fmt: skip
+    """How an agent is started; every agent keeps this command line."""
+    test_command: list[str] = ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
+    """The agent's own tests, run in its folder."""
+    max_steps: int = 50
+    agent_timeout_s: float = 3600.0
+    test_timeout_s: float = 600.0
+    diagnosis_attempts: int = 3
+    excerpt_chars: int = 40_000
+    """Most characters of the agent's code, trajectory or log shown to the diagnosis model."""
+
+
+@dataclass
+class Expansion:
+    parent_id: str
+    entry: str
+    child_id: str | None = None
+    reason: str = ""  # why it failed; empty when a child passed its tests
+    diagnosis: dict[str, str] = field(default_factory=dict)
+    problem_statement: str = ""
+    cost: Spend = field(default_factory=Spend)
+    duration_s: float = 0.0
+
+
+def choose_entry(
+    evaluations: Sequence[Evaluation], rng: random.Random, *, context_overflowed: bool = False
+) -> str | None:
+    """DGM's choice of what a parent should improve: a special entry or a failed task."""
+    latest = {(e.benchmark, e.task): e for e in evaluations if e.status.counted}
+    empty = [k for k, e in latest.items() if e.status is EvalStatus.EMPTY]
+    failing = (EvalStatus.UNRESOLVED, EvalStatus.TIMEOUT)
+    failed = [k for k, e in latest.items() if e.status in failing]
+    if latest and len(empty) >= EMPTY_PATCH_SHARE * len(latest):
+        return "solve_empty_patches"
+    if rng.random() < STOCHASTICITY_CHANCE:
+        return "solve_stochasticity"
+    if context_overflowed and rng.random() < CONTEXT_LENGTH_CHANCE:
+        return "solve_contextlength"
+    if not failed:
+        return None
+    benchmark, task = rng.choice(sorted(failed))
+    return f"{benchmark}/{task}"
+
+
+def expand(
+    parent_id: str,
+    *,
+    archive: Archive,
+    gateway: Gateway,
+    new_sandbox: Callable[[SandboxSettings], Sandbox],
+    tasks: TaskSource,
+    settings: ExpansionSettings | None = None,
+    sandbox_settings: SandboxSettings | None = None,
+    run_id: str | None = None,
+    rng: random.Random | None = None,
+    unit_id: str = "expand",
+) -> Expansion:
+    s, rng = settings or ExpansionSettings(), rng or random.Random()
+    box = (sandbox_settings or SandboxSettings()).model_copy(
+        update={"gateway_socket": gateway.socket_path}
+    )
+    start = time.monotonic()
+    evaluations = archive.evaluations(parent_id)
+    overflowed = any(
+        b'"context_overflow"' in archive.blobs.get(e.trajectory_blob)
+        for e in evaluations
+        if e.trajectory_blob
+    )
+    entry = choose_entry(evaluations, rng, context_overflowed=overflowed)
+    result = Expansion(parent_id, entry or "")
+    if entry is None:
+        return _failed(archive, result, "the parent has no failed task to learn from", run_id)
+    with tempfile.TemporaryDirectory(prefix="dgm-expand-") as tmp:
+        work = Path(tmp)
+        code = work / "code"
+        archive.git.checkout(archive.node(parent_id).commit, code)
+        lease = gateway.open_unit(f"{unit_id}:diagnose", node_id=parent_id)
+        try:
+            result.diagnosis = _diagnose(
+                entry, code, evaluations, archive, tasks, gateway, lease.token, s
+            )
+        except FMError as error:
+            return _failed(archive, result, f"diagnosis failed: {error}", run_id)
+        finally:
+            result.cost = _plus(result.cost, gateway.close_unit(lease))
+        result.problem_statement = _problem_statement(result.diagnosis)
+
+        repo = work / "repo"
+        archive.git.checkout(archive.node(parent_id).commit, repo)
+        _git(repo, "init", "-q")
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-qm", "parent")
+        lease = gateway.open_unit(f"{unit_id}:self-modify", node_id=parent_id)
+        try:
+            with new_sandbox(box) as sandbox:
+                sandbox.copy_in(code, "/work/agent")
+                sandbox.copy_in(repo, "/work/repo")
+                sandbox.exec(
+                    ["sh", "-c", "cat > /work/task.md"], stdin=result.problem_statement.encode()
+                )
+                command = [
+                    part.format(model=s.model, max_steps=s.max_steps) for part in s.agent_command
+                ]
+                run = sandbox.exec(
+                    command, env=lease.env(box.gateway_port), timeout_s=s.agent_timeout_s
+                )
+                sandbox.exec(["mkdir", "-p", "/work/out"])
+                sandbox.copy_out("/work/out", work / "out")
+        finally:
+            result.cost = _plus(result.cost, gateway.close_unit(lease))
+        patch_file = work / "out" / "patch.diff"
+        patch = patch_file.read_text() if patch_file.exists() else ""
+        trajectory_file = work / "out" / "trajectory.jsonl"
+        trajectory = trajectory_file.read_bytes() if trajectory_file.exists() else b""
+        result.duration_s = time.monotonic() - start
+        if not patch.strip():
+            why = f"empty diff (agent: {run.status.value}, exit {run.exit_code})"
+            return _failed(archive, result, why, run_id, trajectory=trajectory)
+        if outside := _paths_outside(patch):
+            why = f"the diff touches files outside the agent tree: {', '.join(outside)}"
+            return _failed(archive, result, why, run_id, patch=patch, trajectory=trajectory)
+        applied = subprocess.run(
+            ["git", "-C", str(code), "apply", "--whitespace=nowarn", "-"],
+            input=patch,
+            capture_output=True,
+            text=True,
+        )
+        if applied.returncode != 0:
+            why = f"the diff does not apply: {applied.stderr.strip()}"
+            return _failed(archive, result, why, run_id, patch=patch, trajectory=trajectory)
+
+        with new_sandbox(box.model_copy(update={"gateway_socket": None})) as sandbox:
+            sandbox.copy_in(code, "/work/agent")
+            test = sandbox.exec(
+                ["sh", "-c", 'cd /work/agent && exec "$@"', "sh", *s.test_command],
+                timeout_s=s.test_timeout_s,
+            )
+        passed = test.status.value == "ok" and test.exit_code == 0
+        if not passed:
+            result.reason = f"the child's tests fail ({test.status.value}, exit {test.exit_code})"
+        result.duration_s = time.monotonic() - start
+        child = archive.add_node(
+            code,
+            parent=parent_id,
+            origin=Origin.SELF_MODIFICATION,
+            status=NodeStatus.PENDING if passed else NodeStatus.REJECTED,
+            proposal=result.problem_statement,
+            run_id=run_id,
+            meta={
+                "entry": entry,
+                "diagnosis": result.diagnosis,
+                "diff_stats": _diff_stats(patch),
+                "tests_passed": passed,
+                "tests_output": (test.stdout + test.stderr)[-4000:],
+                "reason": result.reason,
+                "fm_cost_usd": result.cost.usd,
+                "fm_tokens": result.cost.tokens,
+                "duration_s": round(result.duration_s, 3),
+                "patch_blob": archive.blobs.put(patch.encode()),
+                "trajectory_blob": archive.blobs.put(trajectory),
+            },
+        )
+        result.child_id = child.id
+        return result
+
+
+def _diagnose(
+    entry: str,
+    code: Path,
+    evaluations: Sequence[Evaluation],
+    archive: Archive,
+    tasks: TaskSource,
+    gateway: Gateway,
+    token: str,
+    s: ExpansionSettings,
+) -> dict[str, str]:
+    if entry in SPECIAL_ENTRIES:
+        text = SPECIAL_ENTRIES[entry]
+        return {"improvement_proposal": entry.replace("_", " "), "problem_description": text}
+    benchmark, _, task = entry.partition("/")
+    attempt = [e for e in evaluations if (e.benchmark, e.task) == (benchmark, task)][-1]
+    parts = [
+        "# The coding agent's code\n" + _agent_code(code, s.excerpt_chars),
+        "# The task it failed\n" + tasks.statement(benchmark, task),
+        f"# Result: {attempt.status.value}",
+    ]
+    records = (("trajectory", attempt.trajectory_blob), ("evaluation log", attempt.log_blob))
+    for title, ref in records:
+        if ref:
+            text = archive.blobs.get(ref).decode(errors="replace")
+            parts.append(f"# The agent's {title}\n" + text[-s.excerpt_chars :])
+    messages = [{"role": "user", "content": "\n\n".join(parts) + "\n\n" + DIAGNOSIS_FORMAT}]
+    client: FMClient = connect(
+        api_for(s.diagnosis_model),
+        s.diagnosis_model,
+        base_url="http://gateway/v1"
+        if api_for(s.diagnosis_model) == "openai"
+        else "http://gateway",
+        token=token,
+        socket=gateway.socket_path,
+    )
+    system = "You improve coding agents by diagnosing their failures. Answer in JSON only."
+    for _ in range(s.diagnosis_attempts):
+        answer = client.complete(messages, system=system, max_tokens=4096)
+        diagnosis = _json_object(answer.text)
+        if diagnosis and diagnosis.get("problem_description"):
+            return {k: str(v) for k, v in diagnosis.items()}
+        messages += [
+            {"role": "assistant", "content": answer.text},
+            {"role": "user", "content": "That was not the JSON asked for. " + DIAGNOSIS_FORMAT},
+        ]
+    raise FMError(f"no usable diagnosis in {s.diagnosis_attempts} answers")
+
+
+def _agent_code(code: Path, limit: int) -> str:
+    files = sorted(p for p in code.rglob("*") if p.is_file() and p.suffix in (".py", ".md"))
+    shown = (f"## {p.relative_to(code)}\n```\n{p.read_text(errors='replace')}```" for p in files)
+    return "\n\n".join(shown)[:limit]
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text[start:])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _problem_statement(diagnosis: dict[str, str]) -> str:
+    title = diagnosis.get("improvement_proposal", "").strip() or "Improve the coding agent"
+    body = [
+        f"# {title.splitlines()[0]}",
+        diagnosis.get("problem_description", "").strip(),
+        diagnosis.get("implementation_suggestion", "").strip(),
+        "This repository is the coding agent's own code. Keep its command line and its tests "
+        "(`python3 -m pytest -q tests`) working, and add a test for the change.",
+    ]
+    return "\n\n".join(part for part in body if part) + "\n"
+
+
+_DIFF_PATHS = re.compile(r"^(?:diff --git a/(\S+) b/(\S+)|(?:\+\+\+|---) (?:[ab]/)?(\S+))", re.M)
+
+
+def _paths_outside(patch: str) -> list[str]:
+    """Paths of the diff that leave the agent's folder (absolute, `..`, or inside `.git`)."""
+    found = {p for match in _DIFF_PATHS.findall(patch) for p in match if p and p != "/dev/null"}
+    return sorted(
+        p for p in found if p.startswith("/") or ".." in p.split("/") or p.split("/")[0] == ".git"
+    )
+
+
+def _diff_stats(patch: str) -> dict[str, int]:
+    lines = patch.splitlines()
+    return {
+        "files": sum(line.startswith("diff --git ") for line in lines),
+        "insertions": sum(line.startswith("+") and not line.startswith("+++") for line in lines),
+        "deletions": sum(line.startswith("-") and not line.startswith("---") for line in lines),
+    }
+
+
+def _failed(
+    archive: Archive,
+    result: Expansion,
+    reason: str,
+    run_id: str | None,
+    *,
+    patch: str = "",
+    trajectory: bytes = b"",
+) -> Expansion:
+    result.reason = reason
+    payload: dict[str, Any] = {
+        "entry": result.entry,
+        "reason": reason,
+        "diagnosis": result.diagnosis,
+        "problem_statement": result.problem_statement,
+        "fm_cost_usd": result.cost.usd,
+        "fm_tokens": result.cost.tokens,
+    }
+    if patch:
+        payload["patch_blob"] = archive.blobs.put(patch.encode())
+    if trajectory:
+        payload["trajectory_blob"] = archive.blobs.put(trajectory)
+    archive.append_event("expansion_failed", payload, run_id=run_id, node_id=result.parent_id)
+    return result
+
+
+def _plus(a: Spend, b: Spend) -> Spend:
+    return Spend(a.tokens + b.tokens, a.usd + b.usd)
+
+
+def _git(repo: Path, *args: str) -> None:
+    identity = ["-c", "user.name=dgm", "-c", "user.email=dgm@localhost"]
+    subprocess.run(["git", *identity, "-C", str(repo), *args], check=True, capture_output=True)
