@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -52,6 +52,7 @@ SPECIAL_ENTRIES = {
         "its context: for example, summarise or drop old tool outputs before the limit is hit."
     ),
 }
+EntryRules = Literal["swe-bench", "polyglot"]
 EMPTY_PATCH_SHARE = 0.1
 STOCHASTICITY_CHANCE = 0.25
 CONTEXT_LENGTH_CHANCE = 0.5
@@ -74,6 +75,8 @@ class ExpansionSettings(BaseModel):
     model: str = "gpt-4o"
     """The model the parent agent runs with while it rewrites itself."""
     diagnosis_model: str = "gpt-4o"
+    entry_rules: EntryRules = "swe-bench"
+    """DGM's rules for what to improve: SWE-bench's (with special entries) or Polyglot's."""
     agent_command: list[str] = [
         "python3", "/work/agent/coding_agent.py", "--task-file", "/work/task.md",
         "--repo", "/work/repo", "--out", "/work/out", "--model", "{model}",
@@ -103,13 +106,23 @@ class Expansion:
 
 
 def choose_entry(
-    evaluations: Sequence[Evaluation], rng: random.Random, *, context_overflowed: bool = False
+    evaluations: Sequence[Evaluation],
+    rng: random.Random,
+    *,
+    context_overflowed: bool = False,
+    rules: EntryRules = "swe-bench",
 ) -> str | None:
-    """DGM's choice of what a parent should improve: a special entry or a failed task."""
+    """DGM's choice of what a parent should improve: a special entry or a failed task.
+
+    Polyglot runs have no special entries: a random empty or failed task, or any task when
+    none failed."""
     latest = {(e.benchmark, e.task): e for e in evaluations if e.status.counted}
     empty = [k for k, e in latest.items() if e.status is EvalStatus.EMPTY]
     failing = (EvalStatus.UNRESOLVED, EvalStatus.TIMEOUT)
     failed = [k for k, e in latest.items() if e.status in failing]
+    if rules == "polyglot":
+        entries = sorted(empty + failed) or sorted(latest)
+        return "/".join(rng.choice(entries)) if entries else None
     if latest and len(empty) >= EMPTY_PATCH_SHARE * len(latest):
         return "solve_empty_patches"
     if rng.random() < STOCHASTICITY_CHANCE:
@@ -146,7 +159,7 @@ def expand(
         for e in evaluations
         if e.trajectory_blob
     )
-    entry = choose_entry(evaluations, rng, context_overflowed=overflowed)
+    entry = choose_entry(evaluations, rng, context_overflowed=overflowed, rules=s.entry_rules)
     result = Expansion(parent_id, entry or "")
     if entry is None:
         return _failed(archive, result, "the parent has no failed task to learn from", run_id)

@@ -156,6 +156,9 @@ def test_dgm_entry_rules():
     # else a failed task; harness errors say nothing about the agent
     assert choose_entry(unresolved, Draws(0.3)) in ("b/u1", "b/u2")
     assert choose_entry([*ten, evaluation("x", EvalStatus.ERROR)], Draws(0.3)) is None
+    # Polyglot: no special entries; an empty or failed task, else any task
+    assert choose_entry(with_empty, Draws(), rules="polyglot") in ("b/e", "b/u")
+    assert choose_entry(ten, Draws(), rules="polyglot").startswith("b/t")
 
 
 HOSTILE_AGENT = """

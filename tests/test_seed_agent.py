@@ -39,7 +39,7 @@ def test_its_own_suite_passes_inside_the_sandbox(sandbox):
     sandbox.copy_in(SEED_AGENT, "/work/agent")
     result = sandbox.exec(["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "agent"])
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert "7 passed" in result.stdout
+    assert "8 passed" in result.stdout
 
 
 def test_fixes_a_bug_in_a_sandbox_through_the_gateway(docker_client, base_image, tmp_path):
@@ -82,7 +82,7 @@ def test_fixes_a_bug_in_a_sandbox_through_the_gateway(docker_client, base_image,
     patch = (tmp_path / "out" / "patch.diff").read_text()
     assert "-    return a - b\n+    return a + b" in patch
     trajectory = [json.loads(x) for x in (tmp_path / "out" / "trajectory.jsonl").open()]
-    assert [t["type"] for t in trajectory] == ["model", "tool"] * 3 + ["model"]
+    assert [t["type"] for t in trajectory] == ["model", "tool"] * 3 + ["model", "stop"]
     assert "1 failed" in trajectory[1]["result"] and "1 passed" in trajectory[5]["result"]
     # the provider saw the run's key; the agent only ever held its unit token
     assert {r.headers["authorization"] for r in fm.requests} == {f"Bearer {REAL_KEY}"}

@@ -76,40 +76,55 @@ class Trajectory:
 
 
 def run(task: str, repo: str, out: Path, model: str, max_steps: int) -> str:
-    """Work on the task; returns why the agent stopped."""
+    """Work on the task; returns why the agent stopped (also the trajectory's last line)."""
     trajectory = Trajectory(out / "trajectory.jsonl")
     bash, editor = Bash(repo), Editor(repo)
+    try:
+        reason = work(task, repo, model, max_steps, trajectory, bash, editor)
+    finally:
+        bash.close()
+    trajectory.log("stop", reason=reason)
+    return reason
+
+
+def work(
+    task: str,
+    repo: str,
+    model: str,
+    max_steps: int,
+    trajectory: Trajectory,
+    bash: Bash,
+    editor: Editor,
+) -> str:
+    """The loop: ask the model, run its tool calls, until one of the stop reasons."""
     messages = [
         {"role": "system", "content": SYSTEM.format(repo=repo)},
         {"role": "user", "content": task},
     ]
     failures = 0
-    try:
-        for step in range(max_steps):
-            try:
-                reply = llm.chat(messages, TOOLS, model)
-            except llm.LLMError as error:
-                trajectory.log("model_error", step=step, kind=error.kind, error=str(error))
-                if error.kind == "context_overflow" and trim(messages):
-                    continue
-                return f"model error ({error.kind})"
-            usage = reply.pop("usage")
-            trajectory.log("model", step=step, message=reply, usage=usage)
-            messages.append(reply)
-            if not reply["tool_calls"]:
-                return "done"
-            malformed = 0
-            for call in reply["tool_calls"]:
-                result, ok = call_tool(call, bash, editor)
-                malformed += not ok
-                trajectory.log("tool", step=step, call=call["function"], result=result, ok=ok)
-                messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
-            failures = failures + 1 if malformed == len(reply["tool_calls"]) else 0
-            if failures >= MAX_FORMAT_FAILURES:
-                return "format failures"
-        return "step limit"
-    finally:
-        bash.close()
+    for step in range(max_steps):
+        try:
+            reply = llm.chat(messages, TOOLS, model)
+        except llm.LLMError as error:
+            trajectory.log("model_error", step=step, kind=error.kind, error=str(error))
+            if error.kind == "context_overflow" and trim(messages):
+                continue
+            return f"model error ({error.kind})"
+        usage = reply.pop("usage")
+        trajectory.log("model", step=step, message=reply, usage=usage)
+        messages.append(reply)
+        if not reply["tool_calls"]:
+            return "done"
+        malformed = 0
+        for call in reply["tool_calls"]:
+            result, ok = call_tool(call, bash, editor)
+            malformed += not ok
+            trajectory.log("tool", step=step, call=call["function"], result=result, ok=ok)
+            messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        failures = failures + 1 if malformed == len(reply["tool_calls"]) else 0
+        if failures >= MAX_FORMAT_FAILURES:
+            return "format failures"
+    return "step limit"
 
 
 def call_tool(call: dict, bash: Bash, editor: Editor) -> tuple[str, bool]:

@@ -89,7 +89,7 @@ def test_fixes_a_bug_and_leaves_a_patch(model, repo, tmp_path):
     kinds = [
         json.loads(line)["type"] for line in (out / "trajectory.jsonl").read_text().splitlines()
     ]
-    assert kinds == ["model", "tool", "model", "tool", "model", "tool", "model"]
+    assert kinds == ["model", "tool", "model", "tool", "model", "tool", "model", "stop"]
 
 
 def test_malformed_tool_calls_end_in_a_recorded_failure(model, repo, tmp_path):
@@ -97,6 +97,14 @@ def test_malformed_tool_calls_end_in_a_recorded_failure(model, repo, tmp_path):
     bad = {"id": "x", "type": "function", "function": {"name": "bash", "arguments": "{oops"}}
     script += [reply("", bad), reply("", tool_call("teleport", to="mars")), reply("", bad)]
     assert coding_agent.run("task", str(repo), tmp_path, "gpt-4o", 10) == "format failures"
+    last = (tmp_path / "trajectory.jsonl").read_text().splitlines()[-1]
+    assert json.loads(last)["reason"] == "format failures"
+
+
+def test_an_endless_tool_loop_stops_at_the_step_limit(model, repo, tmp_path):
+    script, _ = model
+    script += [reply("", tool_call("bash", command="true"))] * 4
+    assert coding_agent.run("task", str(repo), tmp_path, "gpt-4o", 4) == "step limit"
 
 
 def test_context_overflow_trims_history_instead_of_crashing(model, repo, tmp_path):
