@@ -8,6 +8,7 @@ import typer
 
 from archive import ArchiveError
 from dgm.cli import archive_commands, sandbox_commands
+from dgm.fm.errors import FMError
 from sandbox.base import SandboxError
 
 app = typer.Typer(
@@ -24,7 +25,7 @@ app.add_typer(sandbox_commands.app, name="sandbox")
 def main() -> None:
     try:
         app()
-    except (ArchiveError, SandboxError) as error:
+    except (ArchiveError, SandboxError, FMError) as error:
         typer.echo(f"dgm: error: {error}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
