@@ -31,7 +31,7 @@ from archive.records import EvalStatus, Evaluation, NodeStatus, Origin
 from dgm.fm.client import FMClient, api_for, connect
 from dgm.fm.errors import FMError
 from dgm.gateway import Gateway, Spend
-from sandbox.base import Sandbox, SandboxSettings
+from sandbox.base import Sandbox, SandboxSettings, in_folder
 
 SEED_AGENT = Path(__file__).with_name("seed_agent")
 
@@ -225,7 +225,7 @@ def expand(
         with new_sandbox(box.model_copy(update={"gateway_socket": None})) as sandbox:
             sandbox.copy_in(code, "/work/agent")
             test = sandbox.exec(
-                ["sh", "-c", 'cd /work/agent && exec "$@"', "sh", *s.test_command],
+                in_folder("/work/agent", s.test_command),
                 timeout_s=s.test_timeout_s,
             )
         passed = test.status.value == "ok" and test.exit_code == 0

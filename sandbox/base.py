@@ -12,6 +12,11 @@ from pydantic import BaseModel, Field
 GATEWAY_DIR = "/run/dgm"  # where the gateway socket's folder appears inside a sandbox
 
 
+def in_folder(folder: str, command: list[str]) -> list[str]:
+    """`command` run from `folder` inside the sandbox (commands start in the work directory)."""
+    return ["sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", folder, *command]
+
+
 class SandboxError(Exception):
     """A sandbox could not be used; the message is one line saying what to do."""
 

@@ -1,0 +1,2 @@
+def fewest_coins(coins, target):
+    pass

@@ -1,0 +1,2 @@
+def diamond(letter):
+    pass

@@ -1,0 +1,2 @@
+def has_leap_day(year):
+    pass

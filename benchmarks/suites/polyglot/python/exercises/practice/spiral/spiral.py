@@ -1,0 +1,2 @@
+def spiral(size):
+    pass

@@ -1,0 +1,2 @@
+def vowel_count(text):
+    pass

@@ -1,0 +1,78 @@
+"""Polyglot-format grading, on the built-in suite, in fresh Docker sandboxes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from archive.records import EvalStatus
+from benchmarks.base import BenchmarkError
+from benchmarks.polyglot import PolyglotBenchmark
+from sandbox.docker_sandbox import DockerSandbox
+
+
+@pytest.fixture(scope="module")
+def bench(docker_client, base_image) -> PolyglotBenchmark:
+    return PolyglotBenchmark(lambda s: DockerSandbox(base_image, s, client=docker_client))
+
+
+def test_the_built_in_suite_has_twenty_python_exercises_of_graded_difficulty(bench):
+    tasks = bench.tasks()
+    assert len(tasks) >= 20 and all(t.startswith("python/") for t in tasks)
+    statement = bench.statement("python/roman")
+    assert "subtractive" in statement and "roman.py" in statement
+
+
+def test_every_reference_solution_resolves_and_no_starting_code_does(bench):
+    for task in bench.tasks():
+        reference = bench.grade(task, bench.reference_patch(task))
+        assert reference.status is EvalStatus.RESOLVED, (task, reference.log)
+        baseline = bench.grade(task, "")
+        assert baseline.status is EvalStatus.EMPTY, (task, baseline.log)
+        assert "failed" in baseline.log, (task, baseline.log)
+
+
+def test_the_agent_never_sees_the_tests_or_the_reference(bench, tmp_path):
+    bench.workspace("python/lru_cache", tmp_path)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["lru_cache.py"]
+
+
+def agent_patch(tmp_path: Path, bench, task: str, files: dict[str, str]) -> str:
+    """What an agent's edits of the workspace look like as a patch (as the seed agent makes)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    bench.workspace(task, repo)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], check=True)
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    subprocess.run([*git, "add", "-A"], check=True)
+    return subprocess.run([*git, "diff", "--cached"], capture_output=True, text=True).stdout
+
+
+def test_edits_of_the_tests_are_dropped(bench, tmp_path):
+    cheat = {"shout_test.py": "def test_nothing():\n    pass\n", "shout.py": "def shout(t):\n"}
+    outcome = bench.grade("python/shout", agent_patch(tmp_path, bench, "python/shout", cheat))
+    assert outcome.status is EvalStatus.UNRESOLVED
+    assert "dropped the patch's edits of shout_test.py" in outcome.log
+
+
+def test_a_patch_that_does_not_apply_is_unresolved(bench):
+    stale = "diff --git a/shout.py b/shout.py\n--- a/shout.py\n+++ b/shout.py\n"
+    stale += "@@ -1,2 +1,2 @@\n-def yell(text):\n+def shout(text):\n     pass\n"
+    outcome = bench.grade("python/shout", stale)
+    assert outcome.status is EvalStatus.UNRESOLVED
+    assert "the patch does not apply" in outcome.log
+
+
+def test_bad_paths_and_tasks(bench, tmp_path):
+    with pytest.raises(BenchmarkError, match="is not a polyglot-benchmark checkout"):
+        PolyglotBenchmark(lambda s: None, tmp_path)
+    with pytest.raises(BenchmarkError, match="no task 'python/nope'"):
+        bench.statement("python/nope")
+    with pytest.raises(BenchmarkError, match="no task 'go/roman'"):
+        bench.grade("go/roman", "")
