@@ -7,7 +7,8 @@ import sys
 import typer
 
 from archive import ArchiveError
-from dgm.cli import archive_commands, sandbox_commands
+from benchmarks.base import BenchmarkError
+from dgm.cli import archive_commands, bench_commands, sandbox_commands
 from dgm.fm.errors import FMError
 from sandbox.base import SandboxError
 
@@ -20,12 +21,13 @@ app = typer.Typer(
 )
 archive_commands.register(app)
 app.add_typer(sandbox_commands.app, name="sandbox")
+app.add_typer(bench_commands.app, name="bench")
 
 
 def main() -> None:
     try:
         app()
-    except (ArchiveError, SandboxError, FMError) as error:
+    except (ArchiveError, SandboxError, FMError, BenchmarkError) as error:
         typer.echo(f"dgm: error: {error}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
