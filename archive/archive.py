@@ -537,6 +537,28 @@ class Archive:
         with self._read() as conn:
             return [_evaluation(row) for row in conn.execute(query).mappings()]
 
+    def cached_evaluation(
+        self, tree: str, benchmark: str, task: str, model: str | None
+    ) -> Evaluation | None:
+        """The latest counted result of any node with this tree on this task and model:
+        the same code is not evaluated twice."""
+        query = (
+            select(evaluations)
+            .join(nodes, nodes.c.id == evaluations.c.node_id)
+            .where(
+                nodes.c.tree_sha == tree,
+                evaluations.c.benchmark == benchmark,
+                evaluations.c.task == task,
+                evaluations.c.model.is_not_distinct_from(model),
+                evaluations.c.status != EvalStatus.ERROR.value,
+            )
+            .order_by(evaluations.c.id.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        return _evaluation(row) if row else None
+
     def scores(self, node_id: str) -> NodeScores:
         with self._read() as conn:
             rows = conn.execute(

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from archive import Archive
 from archive.records import EvalStatus, Evaluation, NodeStatus, Origin
+from benchmarks.agent_run import git_repository, run_agent
 from dgm.fm.client import FMClient, api_for, connect
 from dgm.fm.errors import FMError
 from dgm.gateway import Gateway, Spend
@@ -77,12 +78,6 @@ class ExpansionSettings(BaseModel):
     diagnosis_model: str = "gpt-4o"
     entry_rules: EntryRules = "swe-bench"
     """DGM's rules for what to improve: SWE-bench's (with special entries) or Polyglot's."""
-    agent_command: list[str] = [
-        "python3", "/work/agent/coding_agent.py", "--task-file", "/work/task.md",
-        "--repo", "/work/repo", "--out", "/work/out", "--model", "{model}",
-        "--max-steps", "{max_steps}",
-    ]  # fmt: skip
-    """How an agent is started; every agent keeps this command line."""
     test_command: list[str] = ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
     """The agent's own tests, run in its folder."""
     max_steps: int = 50
@@ -180,34 +175,26 @@ def expand(
 
         repo = work / "repo"
         archive.git.checkout(archive.node(parent_id).commit, repo)
-        _git(repo, "init", "-q")
-        _git(repo, "add", "-A")
-        _git(repo, "commit", "-qm", "parent")
+        git_repository(repo, "parent")
         lease = gateway.open_unit(f"{unit_id}:self-modify", node_id=parent_id)
         try:
             with new_sandbox(box) as sandbox:
-                sandbox.copy_in(code, "/work/agent")
-                sandbox.copy_in(repo, "/work/repo")
-                sandbox.exec(
-                    ["sh", "-c", "cat > /work/task.md"], stdin=result.problem_statement.encode()
+                run = run_agent(
+                    sandbox,
+                    code,
+                    repo,
+                    result.problem_statement,
+                    env=lease.env(box.gateway_port),
+                    model=s.model,
+                    max_steps=s.max_steps,
+                    timeout_s=s.agent_timeout_s,
                 )
-                command = [
-                    part.format(model=s.model, max_steps=s.max_steps) for part in s.agent_command
-                ]
-                run = sandbox.exec(
-                    command, env=lease.env(box.gateway_port), timeout_s=s.agent_timeout_s
-                )
-                sandbox.exec(["mkdir", "-p", "/work/out"])
-                sandbox.copy_out("/work/out", work / "out")
         finally:
             result.cost = _plus(result.cost, gateway.close_unit(lease))
-        patch_file = work / "out" / "patch.diff"
-        patch = patch_file.read_text() if patch_file.exists() else ""
-        trajectory_file = work / "out" / "trajectory.jsonl"
-        trajectory = trajectory_file.read_bytes() if trajectory_file.exists() else b""
+        patch, trajectory = run.patch, run.trajectory
         result.duration_s = time.monotonic() - start
         if not patch.strip():
-            why = f"empty diff (agent: {run.status.value}, exit {run.exit_code})"
+            why = f"empty diff (agent: {run.result.status.value}, exit {run.result.exit_code})"
             return _failed(archive, result, why, run_id, trajectory=trajectory)
         if outside := _paths_outside(patch):
             why = f"the diff touches files outside the agent tree: {', '.join(outside)}"
@@ -382,8 +369,3 @@ def _failed(
 
 def _plus(a: Spend, b: Spend) -> Spend:
     return Spend(a.tokens + b.tokens, a.usd + b.usd)
-
-
-def _git(repo: Path, *args: str) -> None:
-    identity = ["-c", "user.name=dgm", "-c", "user.email=dgm@localhost"]
-    subprocess.run(["git", *identity, "-C", str(repo), *args], check=True, capture_output=True)

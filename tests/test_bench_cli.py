@@ -6,7 +6,9 @@ import json
 import shutil
 
 from benchmarks.polyglot import BUILTIN
+from dgm.expand import SEED_AGENT
 from tests.conftest import run_dgm
+from tests.scripted_fm import Reply, ScriptedFM, ToolCall
 from tests.test_cli import fails_cleanly
 
 PRACTICE = BUILTIN / "python" / "exercises" / "practice"
@@ -41,3 +43,31 @@ def test_bad_input(tmp_path):
     fails_cleanly(not_checkout, "is not a polyglot-benchmark checkout")
     go = run_dgm("bench", "verify", "--benchmark", "builtin-polyglot", "--language", "go")
     fails_cleanly(go, "go is unavailable")
+
+
+CLAMP = (
+    "def clamp(value, low, high):\n    if low > high:\n        raise ValueError('bad range')\n"
+    "    return max(low, min(value, high))\n"
+)
+
+
+def test_run_records_results_in_the_archive(base_image, tmp_path):
+    archive = tmp_path / "archive"
+    assert run_dgm("init", archive=archive).returncode == 0
+    assert (
+        run_dgm("add-agent", str(SEED_AGENT), "--origin", "seed", archive=archive).returncode == 0
+    )
+    node = json.loads(run_dgm("tree", "--json", archive=archive).stdout)[0]["id"]
+    solve = {"command": "create", "path": "clamp.py", "file_text": CLAMP}
+    run = ["bench", "run", node[:8], "--benchmark", "builtin-polyglot", "--model", "gpt-4o"]
+    with ScriptedFM(Reply("", [ToolCall("editor", solve)]), Reply("Done.")) as fm:
+        env = {"OPENAI_API_KEY": "sk-run-key", "OPENAI_BASE_URL": fm.openai_base_url}
+        result = run_dgm(*run, "--tasks", "python/clamp", "--json", archive=archive, env=env)
+        assert result.returncode == 0, result.stderr
+        bad = run_dgm(*run, "--tasks", "python/nope", archive=archive, env=env)
+    [row] = json.loads(result.stdout)
+    assert (row["task"], row["status"], row["attempt"]) == ("python/clamp", "resolved", 1)
+    assert fm.requests[0].headers["authorization"] == "Bearer sk-run-key"
+    shown = json.loads(run_dgm("show", node[:8], "--json", archive=archive).stdout)
+    assert [e["status"] for e in shown["evaluations"]] == ["resolved"]
+    fails_cleanly(bad, "builtin-polyglot has no task 'python/nope'")

@@ -10,7 +10,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from archive.records import EvalStatus
-from dgm.cli.common import JsonOption, console, print_json
+from dgm.cli.common import (
+    DEFAULT_ARCHIVE,
+    ArchiveOption,
+    JsonOption,
+    console,
+    open_archive,
+    print_json,
+)
 from sandbox.base import Backend
 
 app = typer.Typer(help="The benchmarks agents are measured on.", no_args_is_help=True)
@@ -101,3 +108,85 @@ def verify(
         console.print(f"{len(rows) - bad} of {len(rows)} tasks grade as they should")
     if not all(row["ok"] for row in rows):
         raise typer.Exit(1)
+
+
+@app.command("run")
+def run_(
+    node: Annotated[str, typer.Argument(help="The node whose agent runs (id or prefix).")],
+    benchmark: Annotated[str, typer.Option(help="Benchmark name (see `dgm bench list`).")],
+    path: Annotated[Path | None, typer.Option(help="Where the benchmark's files are.")] = None,
+    tasks: Annotated[
+        str | None, typer.Option(help="Comma-separated task ids, or @FILE with one per line.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model the agent uses (default: the local model).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Tasks run at once.")] = 1,
+    max_steps: Annotated[int, typer.Option(min=1, help="Most agent steps per task.")] = 50,
+    again: Annotated[bool, typer.Option(help="Run tasks already evaluated again.")] = False,
+    backend: Annotated[Backend, typer.Option(help="Sandbox backend.")] = Backend.AUTO,
+    archive: ArchiveOption = DEFAULT_ARCHIVE,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a node's agent on a benchmark's tasks; results go into the archive."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from benchmarks.base import BenchmarkError
+    from dgm.evaluate import evaluate
+    from dgm.fm import local
+    from dgm.fm.providers import open_providers
+    from dgm.gateway import Gateway, GatewaySettings
+    from sandbox.factory import open_sandbox
+
+    bench = open_benchmark(benchmark, path, None, backend)
+    chosen = _task_list(tasks) if tasks else bench.tasks()
+    unknown = sorted(set(chosen) - set(bench.tasks()))
+    if unknown:
+        raise BenchmarkError(f"{benchmark} has no task {unknown[0]!r}")
+    with open_archive(archive) as arc, open_providers() as providers:
+        node_id = arc.resolve(node)
+        chosen_model = model or (local.MODEL_NAME if providers.local else None)
+        if chosen_model is None:
+            raise BenchmarkError("name the agent's model with --model")
+        settings = GatewaySettings(openai=providers.openai, anthropic=providers.anthropic)
+        with Gateway(settings, arc) as gateway, ThreadPoolExecutor(workers) as pool:
+
+            def one(task: str):
+                return evaluate(
+                    node_id, bench, task, archive=arc, gateway=gateway,
+                    new_sandbox=lambda s: open_sandbox(backend, s, unit_id=task),
+                    model=chosen_model, max_steps=max_steps, again=again,
+                )  # fmt: skip
+
+            results = []
+            with Progress(console=console, transient=True, disable=as_json) as progress:
+                job = progress.add_task(f"{benchmark} on {node_id[:8]}", total=len(chosen))
+                for result in pool.map(one, chosen):
+                    results.append(result)
+                    progress.advance(job)
+    rows = [
+        {"task": r.task, "status": r.status, "attempt": r.attempt, "cost_usd": r.cost_usd}
+        for r in results
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("task", "status", "attempt", "cost", box=None)
+    for row in rows:
+        table.add_row(
+            row["task"], row["status"].value, str(row["attempt"]), f"${row['cost_usd'] or 0:.4f}"
+        )
+    console.print(table)
+    solved = sum(r.status is EvalStatus.RESOLVED for r in results)
+    console.print(f"{solved} of {len(results)} tasks resolved")
+
+
+def _task_list(spec: str) -> list[str]:
+    if spec.startswith("@"):
+        from benchmarks.base import BenchmarkError
+
+        if not Path(spec[1:]).is_file():
+            raise BenchmarkError(f"no task file {spec[1:]}")
+        lines = Path(spec[1:]).read_text().splitlines()
+        return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return [t.strip() for t in spec.split(",") if t.strip()]

@@ -1,0 +1,72 @@
+"""Running an agent: its code and a git repository in a sandbox, its command line, and what
+it leaves behind (patch and trajectory). Used for benchmark tasks and for self-modification,
+where the repository is the agent's own code."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.base import Benchmark
+from sandbox.base import ExecResult, Sandbox
+
+# the command line every agent keeps (the seed agent's)
+AGENT_COMMAND = [
+    "python3", "/work/agent/coding_agent.py", "--task-file", "/work/task.md",
+    "--repo", "/work/repo", "--out", "/work/out", "--model", "{model}",
+    "--max-steps", "{max_steps}",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AgentRun:
+    patch: str
+    trajectory: bytes
+    result: ExecResult  # how the agent's process ended
+
+
+def git_repository(folder: Path, message: str = "start") -> Path:
+    """Make `folder` a git repository with everything in one commit (agents diff against it)."""
+    git = ["git", "-c", "user.name=dgm", "-c", "user.email=dgm@localhost", "-C", str(folder)]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", message, "--allow-empty"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    return folder
+
+
+def task_repository(benchmark: Benchmark, task: str, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    benchmark.workspace(task, folder)
+    return git_repository(folder, task)
+
+
+def run_agent(
+    sandbox: Sandbox,
+    agent: Path,
+    repo: Path,
+    statement: str,
+    *,
+    env: dict[str, str],
+    model: str,
+    max_steps: int = 50,
+    timeout_s: float = 3600.0,
+) -> AgentRun:
+    """Let the agent at `agent` work on the git repository `repo` in `sandbox` (with the FM
+    gateway bridged in and `env` holding the unit's lease)."""
+    sandbox.copy_in(agent, "/work/agent")
+    sandbox.copy_in(repo, "/work/repo")
+    sandbox.exec(["sh", "-c", "cat > /work/task.md"], stdin=statement.encode())
+    command = [part.format(model=model, max_steps=max_steps) for part in AGENT_COMMAND]
+    result = sandbox.exec(command, env=env, timeout_s=timeout_s)
+    sandbox.exec(["mkdir", "-p", "/work/out"])
+    with tempfile.TemporaryDirectory(prefix="dgm-out-") as tmp:
+        out = Path(tmp)
+        sandbox.copy_out("/work/out", out)
+        patch = out / "patch.diff"
+        trajectory = out / "trajectory.jsonl"
+        return AgentRun(
+            patch.read_text() if patch.exists() else "",
+            trajectory.read_bytes() if trajectory.exists() else b"",
+            result,
+        )

@@ -1,0 +1,88 @@
+"""The evaluate(node, task) unit: run a node's agent on one benchmark task and grade it.
+
+A result is keyed by (agent tree, benchmark, task, model): a tree already evaluated on the
+task with the model is not run again; its result is recorded for this node at no cost, unless
+more attempts are asked for.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from archive import Archive
+from archive.records import EvalStatus, Evaluation, EvaluationResult
+from benchmarks.agent_run import run_agent, task_repository
+from benchmarks.base import Benchmark
+from dgm.gateway import Gateway
+from sandbox.base import ExecStatus, Sandbox, SandboxSettings
+
+
+def evaluate(
+    node_id: str,
+    benchmark: Benchmark,
+    task: str,
+    *,
+    archive: Archive,
+    gateway: Gateway,
+    new_sandbox: Callable[[SandboxSettings], Sandbox],
+    model: str,
+    sandbox_settings: SandboxSettings | None = None,
+    max_steps: int = 50,
+    timeout_s: float = 3600.0,
+    again: bool = False,
+    run_id: str | None = None,
+) -> Evaluation:
+    node = archive.node(node_id)
+    own = [
+        e
+        for e in archive.evaluations(node_id)
+        if (e.benchmark, e.task, e.model) == (benchmark.name, task, model) and e.status.counted
+    ]
+    if own and not again:
+        return own[-1]
+    if not again and (cached := archive.cached_evaluation(node.tree, benchmark.name, task, model)):
+        blobs = [
+            archive.blobs.get(ref) if ref else None
+            for ref in (cached.log_blob, cached.patch_blob, cached.trajectory_blob)
+        ]
+        reused = EvaluationResult(
+            benchmark.name, task, cached.status, stage=cached.stage,
+            duration_s=cached.duration_s, cost_usd=0.0, model=model,
+            log=blobs[0], patch=blobs[1], trajectory=blobs[2],
+        )  # fmt: skip
+        return archive.record_evaluations(node_id, [reused], run_id=run_id)[0]
+
+    start = time.monotonic()
+    box = (sandbox_settings or SandboxSettings()).model_copy(
+        update={"gateway_socket": gateway.socket_path}
+    )
+    lease = gateway.open_unit(f"evaluate:{node_id[:8]}:{task}", node_id=node_id)
+    with tempfile.TemporaryDirectory(prefix="dgm-eval-") as tmp:
+        agent = Path(tmp) / "agent"
+        archive.git.checkout(node.commit, agent)
+        repo = task_repository(benchmark, task, Path(tmp) / "repo")
+        try:
+            with new_sandbox(box) as sandbox:
+                run = run_agent(
+                    sandbox, agent, repo, benchmark.statement(task),
+                    env=lease.env(box.gateway_port), model=model,
+                    max_steps=max_steps, timeout_s=timeout_s,
+                )  # fmt: skip
+        finally:
+            spent = gateway.close_unit(lease)
+    if run.result.status is ExecStatus.TIMEOUT and not run.patch.strip():
+        status, log = EvalStatus.TIMEOUT, "the agent ran out of time"
+    elif not run.patch.strip():
+        status, log = EvalStatus.EMPTY, "the agent produced no patch"
+    else:
+        outcome = benchmark.grade(task, run.patch)
+        status, log = outcome.status, outcome.log
+    result = EvaluationResult(
+        benchmark.name, task, status, duration_s=time.monotonic() - start,
+        cost_usd=spent.usd, model=model, log=log.encode(), patch=run.patch.encode(),
+        trajectory=run.trajectory,
+    )  # fmt: skip
+    return archive.record_evaluations(node_id, [result], run_id=run_id)[0]
