@@ -26,6 +26,9 @@ class Benchmark(Protocol):
     def tasks(self) -> list[str]:
         """Every task id, sorted."""
 
+    def subsets(self) -> dict[str, list[str]]:
+        """Named subsets of the tasks, such as the stages of a staged evaluation."""
+
     def statement(self, task: str) -> str:
         """What the agent is asked to do."""
 

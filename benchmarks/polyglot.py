@@ -58,6 +58,17 @@ class PolyglotBenchmark:
             for config in (self.root / lang / "exercises" / "practice").glob("*/.meta/config.json")
         )
 
+    def subsets(self) -> dict[str, list[str]]:
+        """`<root>/subsets/<name>.txt`: one task id per line (`#` starts a comment)."""
+        found = {}
+        for path in sorted((self.root / "subsets").glob("*.txt")):
+            lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+            ids = [t for t in lines if t and t.partition("/")[0] in self.languages]
+            if unknown := sorted(set(ids) - set(self.tasks())):
+                raise BenchmarkError(f"subset {path} names unknown task {unknown[0]!r}")
+            found[path.stem] = ids
+        return found
+
     def _folder(self, task: str) -> Path:
         language, _, exercise = task.partition("/")
         folder = self.root / language / "exercises" / "practice" / exercise

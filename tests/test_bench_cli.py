@@ -17,6 +17,7 @@ PRACTICE = BUILTIN / "python" / "exercises" / "practice"
 def test_list():
     rows = json.loads(run_dgm("bench", "list", "--json").stdout)
     assert {r["name"]: r["tasks"] for r in rows} == {"builtin-polyglot": 23, "polyglot": None}
+    assert rows[0]["subsets"] == {"medium": 16, "small": 8}
 
 
 def test_verify_a_checkout_finds_a_broken_exercise(base_image, tmp_path):
@@ -71,3 +72,7 @@ def test_run_records_results_in_the_archive(base_image, tmp_path):
     shown = json.loads(run_dgm("show", node[:8], "--json", archive=archive).stdout)
     assert [e["status"] for e in shown["evaluations"]] == ["resolved"]
     fails_cleanly(bad, "builtin-polyglot has no task 'python/nope'")
+    huge = run_dgm(*run, "--subset", "huge", archive=archive)
+    fails_cleanly(huge, "builtin-polyglot has no subset 'huge' (it has: medium, small)")
+    both = run_dgm(*run, "--subset", "small", "--tasks", "python/clamp", archive=archive)
+    fails_cleanly(both, "give --subset or --tasks, not both")

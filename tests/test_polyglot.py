@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from archive.records import EvalStatus
 from benchmarks.base import BenchmarkError
-from benchmarks.polyglot import PolyglotBenchmark
+from benchmarks.polyglot import BUILTIN, PolyglotBenchmark
 from sandbox.docker_sandbox import DockerSandbox
 
 
@@ -76,3 +77,14 @@ def test_bad_paths_and_tasks(bench, tmp_path):
         bench.statement("python/nope")
     with pytest.raises(BenchmarkError, match="no task 'go/roman'"):
         bench.grade("go/roman", "")
+
+
+def test_subsets_are_stages_of_growing_size(bench, tmp_path):
+    subsets = bench.subsets()
+    assert set(subsets["small"]) < set(subsets["medium"]) < set(bench.tasks())
+    checkout = tmp_path / "checkout"
+    shutil.copytree(BUILTIN, checkout)
+    (checkout / "subsets" / "bad.txt").write_text("python/roman\npython/nope\n")
+    broken = PolyglotBenchmark(lambda s: None, checkout)
+    with pytest.raises(BenchmarkError, match="names unknown task 'python/nope'"):
+        broken.subsets()

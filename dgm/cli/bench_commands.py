@@ -61,17 +61,23 @@ def list_(as_json: JsonOption = False) -> None:
     from benchmarks.polyglot import BUILTIN as BUILTIN_ROOT
     from benchmarks.polyglot import PolyglotBenchmark
 
-    builtin = len(PolyglotBenchmark(lambda settings: None, BUILTIN_ROOT).tasks())
+    builtin = PolyglotBenchmark(lambda settings: None, BUILTIN_ROOT)
     rows = [
-        {"name": name, "tasks": builtin if name == BUILTIN else None, "about": about}
+        {
+            "name": name,
+            "tasks": len(builtin.tasks()) if name == BUILTIN else None,
+            "subsets": {k: len(v) for k, v in builtin.subsets().items()} if name == BUILTIN else {},
+            "about": about,
+        }
         for name, about in NAMES.items()
     ]
     if as_json:
         print_json(rows)
         return
-    table = Table("benchmark", "tasks", "about", box=None)
+    table = Table("benchmark", "tasks", "subsets", "about", box=None)
     for row in rows:
-        table.add_row(row["name"], str(row["tasks"] or "-"), row["about"])
+        subsets = ", ".join(f"{k} ({n})" for k, n in row["subsets"].items()) or "-"
+        table.add_row(row["name"], str(row["tasks"] or "-"), subsets, row["about"])
     console.print(table)
 
 
@@ -115,6 +121,7 @@ def run_(
     node: Annotated[str, typer.Argument(help="The node whose agent runs (id or prefix).")],
     benchmark: Annotated[str, typer.Option(help="Benchmark name (see `dgm bench list`).")],
     path: Annotated[Path | None, typer.Option(help="Where the benchmark's files are.")] = None,
+    subset: Annotated[str | None, typer.Option(help="A named subset of the tasks.")] = None,
     tasks: Annotated[
         str | None, typer.Option(help="Comma-separated task ids, or @FILE with one per line.")
     ] = None,
@@ -139,7 +146,16 @@ def run_(
     from sandbox.factory import open_sandbox
 
     bench = open_benchmark(benchmark, path, None, backend)
-    chosen = _task_list(tasks) if tasks else bench.tasks()
+    if subset and tasks:
+        raise BenchmarkError("give --subset or --tasks, not both")
+    if subset:
+        subsets = bench.subsets()
+        if subset not in subsets:
+            names = ", ".join(subsets) or "none"
+            raise BenchmarkError(f"{benchmark} has no subset {subset!r} (it has: {names})")
+        chosen = subsets[subset]
+    else:
+        chosen = _task_list(tasks) if tasks else bench.tasks()
     unknown = sorted(set(chosen) - set(bench.tasks()))
     if unknown:
         raise BenchmarkError(f"{benchmark} has no task {unknown[0]!r}")
