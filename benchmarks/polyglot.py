@@ -9,7 +9,6 @@ patch (minus any edit of a test file) and runs the language's tests.
 
 from __future__ import annotations
 
-import difflib
 import json
 import shutil
 import tempfile
@@ -18,8 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from archive.records import EvalStatus
-from benchmarks.base import BenchmarkError, Outcome
-from sandbox.base import ExecStatus, Sandbox, SandboxSettings, in_folder
+from benchmarks.base import (
+    BenchmarkError,
+    Outcome,
+    drop_sections,
+    file_diff,
+    outcome,
+    read_subsets,
+)
+from sandbox.base import ExecStatus, Sandbox, SandboxError, SandboxSettings, in_folder
 
 BUILTIN = Path(__file__).with_name("suites") / "polyglot"
 # per language: the command that runs an exercise's tests (more with the polyglot image)
@@ -60,14 +66,9 @@ class PolyglotBenchmark:
 
     def subsets(self) -> dict[str, list[str]]:
         """`<root>/subsets/<name>.txt`: one task id per line (`#` starts a comment)."""
-        found = {}
-        for path in sorted((self.root / "subsets").glob("*.txt")):
-            lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-            ids = [t for t in lines if t and t.partition("/")[0] in self.languages]
-            if unknown := sorted(set(ids) - set(self.tasks())):
-                raise BenchmarkError(f"subset {path} names unknown task {unknown[0]!r}")
-            found[path.stem] = ids
-        return found
+        return read_subsets(
+            self.root / "subsets", self.tasks(), lambda t: t.partition("/")[0] in self.languages
+        )
 
     def _folder(self, task: str) -> Path:
         language, _, exercise = task.partition("/")
@@ -97,61 +98,51 @@ class PolyglotBenchmark:
             (target / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target / relative)
 
+    def image(self, task: str) -> str | None:
+        self._folder(task)
+        return None
+
     def reference_patch(self, task: str) -> str:
         """The patch that turns the starting files into the exercise's reference solution."""
         folder, files = self._folder(task), self._files(task)
         return "".join(
-            _file_diff(name, (folder / name).read_text(), (folder / example).read_text())
+            file_diff(name, (folder / name).read_text(), (folder / example).read_text())
             for name, example in zip(files["solution"], files["example"], strict=False)
         )
 
     def grade(self, task: str, patch: str) -> Outcome:
         start = time.monotonic()
-        folder, files = self._folder(task), self._files(task)
-        kept, dropped = _without_files(patch, {*files["test"], ".meta", ".docs"})
+        try:
+            folder, files = self._folder(task), self._files(task)
+        except BenchmarkError as error:
+            return outcome(EvalStatus.ERROR, [str(error)], start)
+        hidden = {*files["test"], ".meta", ".docs"}
+        kept, dropped = drop_sections(patch, lambda p: p in hidden or p.split("/")[0] in hidden)
         log = [f"dropped the patch's edits of {', '.join(dropped)}"] if dropped else []
         with tempfile.TemporaryDirectory(prefix="dgm-grade-") as tmp:
             pristine = Path(tmp) / "exercise"
             shutil.copytree(folder, pristine, ignore=shutil.ignore_patterns(".meta", ".docs"))
-            with self._new_sandbox(self._settings) as sandbox:
-                sandbox.copy_in(pristine, WORKDIR)
-                if kept.strip():
-                    applied = sandbox.exec(
-                        in_folder(WORKDIR, ["git", "apply", "--whitespace=nowarn", "-"]),
-                        stdin=kept.encode(),
-                    )
-                    if applied.exit_code != 0:
-                        log.append(f"the patch does not apply: {applied.stderr.strip()}")
-                        return _outcome(EvalStatus.UNRESOLVED, log, start)
-                command = TEST_COMMANDS[task.partition("/")[0]]
-                tests = sandbox.exec(in_folder(WORKDIR, command))
+            try:
+                with self._new_sandbox(self._settings) as sandbox:
+                    sandbox.copy_in(pristine, WORKDIR)
+                    if kept.strip():
+                        applied = sandbox.exec(
+                            in_folder(WORKDIR, ["git", "apply", "--whitespace=nowarn", "-"]),
+                            stdin=kept.encode(),
+                        )
+                        if applied.exit_code != 0:
+                            log.append(f"the patch does not apply: {applied.stderr.strip()}")
+                            return outcome(EvalStatus.UNRESOLVED, log, start)
+                    command = TEST_COMMANDS[task.partition("/")[0]]
+                    tests = sandbox.exec(in_folder(WORKDIR, command))
+            except SandboxError as error:
+                log.append(f"the grading sandbox failed: {error}")
+                return outcome(EvalStatus.ERROR, log, start)
         log.append(tests.stdout + tests.stderr)
         if tests.status is ExecStatus.ERROR:
-            return _outcome(EvalStatus.ERROR, log, start)
+            return outcome(EvalStatus.ERROR, log, start)
         if tests.status is ExecStatus.OK and tests.exit_code == 0:
-            return _outcome(EvalStatus.RESOLVED, log, start)
+            return outcome(EvalStatus.RESOLVED, log, start)
         # the tests ran and failed (or hung, or ran out of memory): the solution's fault
         empty = not kept.strip()
-        return _outcome(EvalStatus.EMPTY if empty else EvalStatus.UNRESOLVED, log, start)
-
-
-def _outcome(status: EvalStatus, log: list[str], start: float) -> Outcome:
-    return Outcome(status, "\n".join(log), time.monotonic() - start)
-
-
-def _file_diff(name: str, old: str, new: str) -> str:
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{name}", f"b/{name}"
-    )
-    body = "".join(lines)
-    return f"diff --git a/{name} b/{name}\n{body}" if body else ""
-
-
-def _without_files(patch: str, hidden: set[str]) -> tuple[str, list[str]]:
-    """The patch minus its sections for hidden files (by path or top folder)."""
-    kept, dropped, keep = [], [], True
-    for section in patch.split("diff --git ")[1:] if "diff --git " in patch else []:
-        path = section.split(" ", 1)[0].removeprefix("a/")
-        keep = path not in hidden and path.split("/")[0] not in hidden
-        (kept if keep else dropped).append(section if keep else path)
-    return "".join("diff --git " + s for s in kept), dropped
+        return outcome(EvalStatus.EMPTY if empty else EvalStatus.UNRESOLVED, log, start)

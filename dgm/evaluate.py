@@ -15,9 +15,9 @@ from pathlib import Path
 from archive import Archive
 from archive.records import EvalStatus, Evaluation, EvaluationResult
 from benchmarks.agent_run import run_agent, task_repository
-from benchmarks.base import Benchmark
+from benchmarks.base import Benchmark, BenchmarkError
 from dgm.gateway import Gateway
-from sandbox.base import ExecStatus, Sandbox, SandboxSettings
+from sandbox.base import ExecStatus, Sandbox, SandboxError, SandboxSettings
 
 
 def evaluate(
@@ -59,18 +59,33 @@ def evaluate(
     box = (sandbox_settings or SandboxSettings()).model_copy(
         update={"gateway_socket": gateway.socket_path}
     )
-    lease = gateway.open_unit(f"evaluate:{node_id[:8]}:{task}", node_id=node_id)
+
+    def harness_error(reason: str) -> Evaluation:
+        failed = EvaluationResult(
+            benchmark.name, task, EvalStatus.ERROR, duration_s=time.monotonic() - start,
+            cost_usd=0.0, model=model, log=reason.encode(),
+        )  # fmt: skip
+        return archive.record_evaluations(node_id, [failed], run_id=run_id)[0]
+
     with tempfile.TemporaryDirectory(prefix="dgm-eval-") as tmp:
+        try:
+            statement = benchmark.statement(task)
+            if image := benchmark.image(task):
+                box = box.model_copy(update={"image": image})
+            repo = task_repository(benchmark, task, Path(tmp) / "repo")
+        except BenchmarkError as error:
+            return harness_error(str(error))
         agent = Path(tmp) / "agent"
         archive.git.checkout(node.commit, agent)
-        repo = task_repository(benchmark, task, Path(tmp) / "repo")
+        lease = gateway.open_unit(f"evaluate:{node_id[:8]}:{task}", node_id=node_id)
         try:
             with new_sandbox(box) as sandbox:
                 run = run_agent(
-                    sandbox, agent, repo, benchmark.statement(task),
-                    env=lease.env(box.gateway_port), model=model,
-                    max_steps=max_steps, timeout_s=timeout_s,
+                    sandbox, agent, repo, statement, env=lease.env(box.gateway_port),
+                    model=model, max_steps=max_steps, timeout_s=timeout_s,
                 )  # fmt: skip
+        except SandboxError as error:
+            return harness_error(f"the agent's sandbox failed: {error}")
         finally:
             spent = gateway.close_unit(lease)
     if run.result.status is ExecStatus.TIMEOUT and not run.patch.strip():

@@ -70,6 +70,13 @@ class SandboxSettings(BaseModel):
     bridged to `127.0.0.1:gateway_port` inside."""
     gateway_port: int = Field(8765, ge=1024, le=65535)
     """Loopback port inside the sandbox where agents reach the gateway."""
+    image: str | None = None
+    """Docker image to start from (e.g. a benchmark's instance image); default: the base
+    agent image. Never pulled here: it must be in the local engine."""
+    writable_image: bool = False
+    """Work in the image's own filesystem, writable, with no tmpfs over the work directory:
+    for graders whose scripts edit a repository baked into the image. The container is
+    thrown away after one use either way."""
 
 
 class Sandbox(Protocol):

@@ -84,6 +84,7 @@ class DockerSandbox:
         self._client = client or connect()
         self._dead: str | None = None
         s = self.settings
+        image = s.image or image  # the settings' image (a benchmark's) wins over the default
         uid, _, gid = s.user.partition(":")
         owned = f"uid={uid},gid={gid or uid},mode=0755"
         try:
@@ -97,11 +98,15 @@ class DockerSandbox:
                 memswap_limit=f"{s.memory_mb}m",
                 nano_cpus=int(s.cpus * 1e9),
                 pids_limit=s.pids + (_GVISOR_THREADS if s.runtime == "runsc" else 0),
-                read_only=True,
-                tmpfs={s.workdir: f"size={s.disk_mb}m,{owned}", "/tmp": f"size=64m,{owned}"},
+                read_only=not s.writable_image,
+                tmpfs=(
+                    {}
+                    if s.writable_image
+                    else {s.workdir: f"size={s.disk_mb}m,{owned}", "/tmp": f"size=64m,{owned}"}
+                ),
                 user=s.user,
                 working_dir=s.workdir,
-                environment={"HOME": s.workdir},
+                environment={} if s.writable_image else {"HOME": s.workdir},
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 runtime=s.runtime,
@@ -156,8 +161,13 @@ class DockerSandbox:
         self.close()
 
     def close(self) -> None:
-        with contextlib.suppress(NotFound):
+        try:
             self._container.remove(force=True)
+        except NotFound:
+            pass
+        except APIError as error:
+            if error.status_code != 409:  # 409: someone else is removing it already
+                raise
 
     # -- files -------------------------------------------------------------------------------
 
@@ -233,10 +243,24 @@ class DockerSandbox:
             sock.close()
         code = None
         if status is ExecStatus.OK:
-            code = api.exec_inspect(exec_id)["ExitCode"]
+            try:
+                code = api.exec_inspect(exec_id)["ExitCode"]
+            except APIError as error:  # the container is gone
+                return (
+                    ExecStatus.ERROR,
+                    None,
+                    out,
+                    err + str(error).encode(),
+                    time.monotonic() - start,
+                )
+            if code is None:  # the stream ended but the command did not: the container died
+                return ExecStatus.ERROR, None, out, err, time.monotonic() - start
             if code == _KILLED and self._oom_killed():
                 status = ExecStatus.OOM
                 self._kill(status.value)
+            elif code == _KILLED and not self._alive():
+                self._dead = "its container died"
+                return ExecStatus.ERROR, None, out, err, time.monotonic() - start
         return status, code, out, err, time.monotonic() - start
 
     def _read(self, raw: socket.socket, deadline: float) -> tuple[ExecStatus, bytes, bytes]:
@@ -285,6 +309,21 @@ class DockerSandbox:
                 return False
         self._container.reload()
         return bool(self._container.attrs["State"].get("OOMKilled"))
+
+    def _alive(self) -> bool:
+        """Is the container still running? (Asked after a SIGKILL exit: the engine may take a
+        moment to mark a container killed from outside as stopped.)"""
+        deadline = time.monotonic() + 0.5
+        while True:
+            try:
+                self._container.reload()
+            except NotFound:
+                return False
+            if not self._container.attrs["State"]["Running"]:
+                return False
+            if time.monotonic() > deadline:
+                return True
+            time.sleep(0.05)
 
     def _kill(self, reason: str, stream: socket.socket | None = None) -> None:
         """Kill the container; drain the command's stream meanwhile.

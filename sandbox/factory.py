@@ -16,19 +16,23 @@ def open_sandbox(
     run_id: str = "adhoc",
     unit_id: str = "adhoc",
 ) -> Sandbox:
-    """A fresh sandbox of the chosen backend (building the base image if Docker needs it)."""
+    """A fresh sandbox of the chosen backend (building the base image if Docker needs it and
+    the settings name no other)."""
     backend = Backend(backend)
     runtime = settings.runtime if settings else None
+    image = settings.image if settings else None
     if backend is Backend.BWRAP and runtime:
         raise SandboxError(f"the {runtime} runtime needs the docker backend, not bwrap")
+    if backend is Backend.BWRAP and image:
+        raise SandboxError(f"the image {image} needs the docker backend, not bwrap")
     if backend is not Backend.BWRAP:
         try:
             client = connect()
         except SandboxError:
             # a runtime such as gVisor was asked for: falling back to bubblewrap would drop it
-            if backend is Backend.DOCKER or runtime or not bwrap_sandbox.available():
+            if backend is Backend.DOCKER or runtime or image or not bwrap_sandbox.available():
                 raise
         else:
-            image = ensure_base_image(client)
+            image = image or ensure_base_image(client)
             return DockerSandbox(image, settings, run_id=run_id, unit_id=unit_id, client=client)
     return BwrapSandbox(settings)

@@ -16,8 +16,14 @@ PRACTICE = BUILTIN / "python" / "exercises" / "practice"
 
 def test_list():
     rows = json.loads(run_dgm("bench", "list", "--json").stdout)
-    assert {r["name"]: r["tasks"] for r in rows} == {"builtin-polyglot": 23, "polyglot": None}
+    assert {r["name"]: r["tasks"] for r in rows} == {
+        "builtin-polyglot": 23,
+        "builtin-swebench": 5,
+        "polyglot": None,
+        "swebench": None,
+    }
     assert rows[0]["subsets"] == {"medium": 16, "small": 8}
+    assert rows[1]["subsets"] == {"small": 2}
 
 
 def test_verify_a_checkout_finds_a_broken_exercise(base_image, tmp_path):
@@ -65,14 +71,57 @@ def test_run_records_results_in_the_archive(base_image, tmp_path):
         env = {"OPENAI_API_KEY": "sk-run-key", "OPENAI_BASE_URL": fm.openai_base_url}
         result = run_dgm(*run, "--tasks", "python/clamp", "--json", archive=archive, env=env)
         assert result.returncode == 0, result.stderr
-        bad = run_dgm(*run, "--tasks", "python/nope", archive=archive, env=env)
+        partly = run_dgm(*run, "--tasks", "python/nope,python/clamp", "--json", archive=archive)
     [row] = json.loads(result.stdout)
     assert (row["task"], row["status"], row["attempt"]) == ("python/clamp", "resolved", 1)
     assert fm.requests[0].headers["authorization"] == "Bearer sk-run-key"
     shown = json.loads(run_dgm("show", node[:8], "--json", archive=archive).stdout)
-    assert [e["status"] for e in shown["evaluations"]] == ["resolved"]
-    fails_cleanly(bad, "builtin-polyglot has no task 'python/nope'")
+    assert [e["status"] for e in shown["evaluations"]] == ["resolved", "error"]
+    # an unknown id is recorded as an error (not counted) and the rest goes on
+    assert partly.returncode == 0, partly.stderr
+    assert [(r["task"], r["status"], r["reason"]) for r in json.loads(partly.stdout)] == [
+        ("python/nope", "error", "no task 'python/nope' in builtin-polyglot"),
+        ("python/clamp", "resolved", None),
+    ]
+    ids = tmp_path / "stage.txt"
+    ids.write_text("# a stage of my own\npython/clamp\n")
+    staged = json.loads(run_dgm(*run, "--subset", str(ids), "--json", archive=archive).stdout)
+    assert [(r["task"], r["attempt"]) for r in staged] == [("python/clamp", 1)]
     huge = run_dgm(*run, "--subset", "huge", archive=archive)
-    fails_cleanly(huge, "builtin-polyglot has no subset 'huge' (it has: medium, small)")
+    fails_cleanly(
+        huge,
+        "builtin-polyglot has no subset 'huge' (it has: medium, small) and no file has that name",
+    )
     both = run_dgm(*run, "--subset", "small", "--tasks", "python/clamp", archive=archive)
     fails_cleanly(both, "give --subset or --tasks, not both")
+
+
+def test_verify_and_run_the_built_in_swebench_suite(base_image, tmp_path):
+    verified = run_dgm("bench", "verify", "--benchmark", "builtin-swebench", "--json")
+    assert verified.returncode == 0, verified.stderr
+    assert [(r["reference"], r["baseline"]) for r in json.loads(verified.stdout)] == [
+        ("resolved", "empty")
+    ] * 5
+    archive = tmp_path / "archive"
+    assert run_dgm("init", archive=archive).returncode == 0
+    assert (
+        run_dgm("add-agent", str(SEED_AGENT), "--origin", "seed", archive=archive).returncode == 0
+    )
+    node = json.loads(run_dgm("tree", "--json", archive=archive).stdout)[0]["id"]
+    # the agent works in the instance image: it can run the repository's own tests there
+    fix = {"command": "str_replace", "path": "semver/version.py",
+           "old_str": "    major, minor, patch = parts\n",
+           "new_str": "    major, minor, patch = (int(part) for part in parts)\n"}  # fmt: skip
+    tests = {"command": "cd /work/repo && python3 -m pytest -q tests 2>&1 | tail -1"}
+    script = [Reply("", [ToolCall("bash", tests)]), Reply("", [ToolCall("editor", fix)]),
+              Reply("Done.")]  # fmt: skip
+    run = ["bench", "run", node[:8], "--benchmark", "builtin-swebench", "--model", "gpt-4o"]
+    with ScriptedFM(*script) as fm:
+        env = {"OPENAI_API_KEY": "sk-run-key", "OPENAI_BASE_URL": fm.openai_base_url}
+        result = run_dgm(*run, "--tasks", "dgm__semver-4", "--json", archive=archive, env=env)
+    assert result.returncode == 0, result.stderr
+    assert [(r["task"], r["status"]) for r in json.loads(result.stdout)] == [
+        ("dgm__semver-4", "resolved")
+    ]
+    # the tool result the agent saw: the repository's tests ran in its sandbox
+    assert "4 passed" in json.dumps(fm.requests[1].body)

@@ -3,15 +3,7 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import socket
-import subprocess
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from sandbox.base import SandboxSettings
 from sandbox.docker_sandbox import DockerSandbox
@@ -30,37 +22,6 @@ def test_base_image_has_the_agent_layer(docker_client, base_image):
         assert (result.exit_code, result.stdout) == (0, "agent\n/work\n")
     history = docker_client.images.get(base_image).history()
     assert any("agent:x:1000" in layer["CreatedBy"] for layer in history)
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[str]:
-    """Docker's own registry, serving on 127.0.0.1 only."""
-    if shutil.which("docker-registry") is None:
-        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = tmp_path / "registry.yml"
-    config.write_text(
-        "version: 0.1\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'store'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    server = subprocess.Popen(
-        ["docker-registry", "serve", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    address = f"127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"http://{address}/v2/", timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield address
-    server.kill()
-    server.wait()
 
 
 def test_pulls_the_base_from_a_registry_then_layers_it(docker_client, base_image, registry):

@@ -17,28 +17,54 @@ from dgm.cli.common import (
     console,
     open_archive,
     print_json,
+    warnings,
 )
 from sandbox.base import Backend
 
 app = typer.Typer(help="The benchmarks agents are measured on.", no_args_is_help=True)
 
-BUILTIN = "builtin-polyglot"
 NAMES = {
-    BUILTIN: "built-in Python exercises in Polyglot's format (offline)",
+    "builtin-polyglot": "built-in Python exercises in Polyglot's format (offline)",
+    "builtin-swebench": "built-in SWE-bench-format instances, images built offline",
     "polyglot": "a checkout of Aider's polyglot-benchmark (--path)",
+    "swebench": "a SWE-bench dataset: .json/.jsonl/.parquet file, or a Hugging Face name (--path)",
 }
+PathOption = Annotated[
+    str | None,
+    typer.Option("--path", help="Polyglot checkout, or SWE-bench dataset file or name."),
+]
+PullOption = Annotated[
+    bool, typer.Option(help="Pull missing SWE-bench instance images from their registry.")
+]
 
 
-def open_benchmark(name: str, path: Path | None, language: str | None, backend: Backend):
+def open_benchmark(
+    name: str, path: str | None, language: str | None, backend: Backend, *, pull: bool = False
+):
     from benchmarks.base import BenchmarkError
-    from benchmarks.polyglot import BUILTIN as BUILTIN_ROOT
-    from benchmarks.polyglot import TEST_COMMANDS, PolyglotBenchmark
     from sandbox.factory import open_sandbox
 
     if name not in NAMES:
         raise BenchmarkError(f"no benchmark {name!r}; `dgm bench list` shows them")
-    if name == "polyglot" and path is None:
-        raise BenchmarkError("the polyglot benchmark needs --path (a polyglot-benchmark checkout)")
+    if name in ("polyglot", "swebench") and path is None:
+        raise BenchmarkError(f"the {name} benchmark needs --path; `dgm bench list` says what")
+
+    def new_sandbox(settings):
+        return open_sandbox(backend, settings)
+
+    if name.endswith("swebench"):
+        if language is not None:
+            raise BenchmarkError("--language is for polyglot benchmarks")
+        if name == "builtin-swebench":
+            from benchmarks.swebench_suite import builtin_swebench
+
+            return builtin_swebench(new_sandbox)
+        from benchmarks.swebench import SWEBenchBenchmark, load_rows
+
+        return SWEBenchBenchmark(load_rows(path), new_sandbox, name=name, pull=pull)
+    from benchmarks.polyglot import BUILTIN as BUILTIN_ROOT
+    from benchmarks.polyglot import TEST_COMMANDS, PolyglotBenchmark
+
     languages = tuple(TEST_COMMANDS)
     if language is not None:
         if language not in TEST_COMMANDS:
@@ -48,10 +74,7 @@ def open_benchmark(name: str, path: Path | None, language: str | None, backend: 
             )
         languages = (language,)
     return PolyglotBenchmark(
-        lambda settings: open_sandbox(backend, settings),
-        path or BUILTIN_ROOT,
-        languages=languages,
-        name=name,
+        new_sandbox, Path(path) if path else BUILTIN_ROOT, languages=languages, name=name
     )
 
 
@@ -60,13 +83,22 @@ def list_(as_json: JsonOption = False) -> None:
     """The benchmarks dgm knows."""
     from benchmarks.polyglot import BUILTIN as BUILTIN_ROOT
     from benchmarks.polyglot import PolyglotBenchmark
+    from benchmarks.swebench import SWEBenchBenchmark
+    from benchmarks.swebench_suite import SUITE, rows
 
-    builtin = PolyglotBenchmark(lambda settings: None, BUILTIN_ROOT)
+    builtin = {
+        "builtin-polyglot": PolyglotBenchmark(lambda settings: None, BUILTIN_ROOT),
+        "builtin-swebench": SWEBenchBenchmark(
+            rows(), lambda settings: None, subsets=SUITE / "subsets"
+        ),
+    }
     rows = [
         {
             "name": name,
-            "tasks": len(builtin.tasks()) if name == BUILTIN else None,
-            "subsets": {k: len(v) for k, v in builtin.subsets().items()} if name == BUILTIN else {},
+            "tasks": len(builtin[name].tasks()) if name in builtin else None,
+            "subsets": (
+                {k: len(v) for k, v in builtin[name].subsets().items()} if name in builtin else {}
+            ),
             "about": about,
         }
         for name, about in NAMES.items()
@@ -84,14 +116,15 @@ def list_(as_json: JsonOption = False) -> None:
 @app.command()
 def verify(
     benchmark: Annotated[str, typer.Option(help="Benchmark name (see `dgm bench list`).")],
-    path: Annotated[Path | None, typer.Option(help="Where the benchmark's files are.")] = None,
-    language: Annotated[str | None, typer.Option(help="Only this language.")] = None,
+    path: PathOption = None,
+    language: Annotated[str | None, typer.Option(help="Only this language (polyglot).")] = None,
+    pull: PullOption = False,
     backend: Annotated[Backend, typer.Option(help="Sandbox backend.")] = Backend.AUTO,
     as_json: JsonOption = False,
 ) -> None:
     """Grade every task's reference solution (must resolve) and its untouched starting code
     (must not): check an installation before spending money on it."""
-    bench = open_benchmark(benchmark, path, language, backend)
+    bench = open_benchmark(benchmark, path, language, backend, pull=pull)
     tasks = bench.tasks()
     rows = []
     with Progress(console=console, transient=True, disable=as_json) as progress:
@@ -120,8 +153,10 @@ def verify(
 def run_(
     node: Annotated[str, typer.Argument(help="The node whose agent runs (id or prefix).")],
     benchmark: Annotated[str, typer.Option(help="Benchmark name (see `dgm bench list`).")],
-    path: Annotated[Path | None, typer.Option(help="Where the benchmark's files are.")] = None,
-    subset: Annotated[str | None, typer.Option(help="A named subset of the tasks.")] = None,
+    path: PathOption = None,
+    subset: Annotated[
+        str | None, typer.Option(help="A named subset of the tasks, or a file of task ids.")
+    ] = None,
     tasks: Annotated[
         str | None, typer.Option(help="Comma-separated task ids, or @FILE with one per line.")
     ] = None,
@@ -131,6 +166,7 @@ def run_(
     workers: Annotated[int, typer.Option(min=1, help="Tasks run at once.")] = 1,
     max_steps: Annotated[int, typer.Option(min=1, help="Most agent steps per task.")] = 50,
     again: Annotated[bool, typer.Option(help="Run tasks already evaluated again.")] = False,
+    pull: PullOption = False,
     backend: Annotated[Backend, typer.Option(help="Sandbox backend.")] = Backend.AUTO,
     archive: ArchiveOption = DEFAULT_ARCHIVE,
     as_json: JsonOption = False,
@@ -145,20 +181,13 @@ def run_(
     from dgm.gateway import Gateway, GatewaySettings
     from sandbox.factory import open_sandbox
 
-    bench = open_benchmark(benchmark, path, None, backend)
+    bench = open_benchmark(benchmark, path, None, backend, pull=pull)
     if subset and tasks:
         raise BenchmarkError("give --subset or --tasks, not both")
-    if subset:
-        subsets = bench.subsets()
-        if subset not in subsets:
-            names = ", ".join(subsets) or "none"
-            raise BenchmarkError(f"{benchmark} has no subset {subset!r} (it has: {names})")
-        chosen = subsets[subset]
-    else:
-        chosen = _task_list(tasks) if tasks else bench.tasks()
-    unknown = sorted(set(chosen) - set(bench.tasks()))
-    if unknown:
-        raise BenchmarkError(f"{benchmark} has no task {unknown[0]!r}")
+    chosen = _subset(bench, subset) if subset else _task_list(tasks) if tasks else bench.tasks()
+    # an unknown id is recorded as an error (a harness failure, not counted); the rest runs
+    for task in sorted(set(chosen) - set(bench.tasks())):
+        warnings.print(f"[yellow]warning:[/yellow] {benchmark} has no task {task!r}")
     with open_archive(archive) as arc, open_providers() as providers:
         node_id = arc.resolve(node)
         chosen_model = model or (local.MODEL_NAME if providers.local else None)
@@ -180,29 +209,55 @@ def run_(
                 for result in pool.map(one, chosen):
                     results.append(result)
                     progress.advance(job)
-    rows = [
-        {"task": r.task, "status": r.status, "attempt": r.attempt, "cost_usd": r.cost_usd}
-        for r in results
-    ]
+        rows = [
+            {
+                "task": r.task,
+                "status": r.status,
+                "attempt": r.attempt,
+                "cost_usd": r.cost_usd,
+                "reason": _first_line(arc, r.log_blob) if r.status is EvalStatus.ERROR else None,
+            }
+            for r in results
+        ]
     if as_json:
         print_json(rows)
         return
-    table = Table("task", "status", "attempt", "cost", box=None)
+    table = Table("task", "status", "attempt", "cost", "", box=None)
     for row in rows:
         table.add_row(
-            row["task"], row["status"].value, str(row["attempt"]), f"${row['cost_usd'] or 0:.4f}"
-        )
+            row["task"], row["status"].value, str(row["attempt"]),
+            f"${row['cost_usd'] or 0:.4f}", row["reason"] or "",
+        )  # fmt: skip
     console.print(table)
     solved = sum(r.status is EvalStatus.RESOLVED for r in results)
     console.print(f"{solved} of {len(results)} tasks resolved")
 
 
+def _first_line(archive, blob: str | None) -> str:
+    text = archive.blobs.get(blob).decode(errors="replace").strip() if blob else ""
+    return text.splitlines()[0] if text else ""
+
+
+def _subset(bench, subset: str) -> list[str]:
+    """A named subset of the benchmark, or a file of task ids (one per line)."""
+    from benchmarks.base import BenchmarkError, read_ids
+
+    subsets = bench.subsets()
+    if subset in subsets:
+        return subsets[subset]
+    if Path(subset).is_file():
+        return read_ids(Path(subset))
+    names = ", ".join(subsets) or "none"
+    raise BenchmarkError(
+        f"{bench.name} has no subset {subset!r} (it has: {names}) and no file has that name"
+    )
+
+
 def _task_list(spec: str) -> list[str]:
     if spec.startswith("@"):
-        from benchmarks.base import BenchmarkError
+        from benchmarks.base import BenchmarkError, read_ids
 
         if not Path(spec[1:]).is_file():
             raise BenchmarkError(f"no task file {spec[1:]}")
-        lines = Path(spec[1:]).read_text().splitlines()
-        return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        return read_ids(Path(spec[1:]))
     return [t.strip() for t in spec.split(",") if t.strip()]

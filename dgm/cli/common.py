@@ -26,6 +26,7 @@ DEFAULT_ARCHIVE = Path("dgm-archive")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 console = Console(highlight=False)
+warnings = Console(highlight=False, stderr=True)  # keeps --json output clean
 
 
 def open_archive(path: Path) -> Archive:

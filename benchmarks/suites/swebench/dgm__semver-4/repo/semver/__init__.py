@@ -1,0 +1,3 @@
+from semver.version import Version, compare, parse
+
+__all__ = ["Version", "compare", "parse"]

@@ -1,0 +1,38 @@
+import pytest
+
+from semver import compare, parse
+
+
+def test_equal_versions():
+    assert compare("1.2.3", "1.2.3") == 0
+    assert compare("2.0.0", "1.0.0") == 1
+
+
+def test_prerelease_sorts_before_its_release():
+    assert compare("1.0.0-rc.1", "1.0.0") == -1
+
+
+def test_invalid_versions_are_refused():
+    for text in ["1.2", "a.b.c", "1.2.3.4", ""]:
+        with pytest.raises(ValueError):
+            parse(text)
+
+
+def test_str_round_trip():
+    assert str(parse("3.4.5-beta")) == "3.4.5-beta"
+
+
+def test_components_compare_as_numbers():
+    assert compare("1.10.0", "1.9.0") == 1
+    assert compare("0.0.9", "0.0.10") == -1
+
+
+def test_parse_gives_integers():
+    version = parse("1.10.0")
+    assert (version.major, version.minor, version.patch) == (1, 10, 0)
+
+
+def test_sorting_a_release_list():
+    releases = ["1.10.0", "1.2.0", "1.9.1", "1.9.1-rc.2"]
+    ordered = sorted(releases, key=lambda text: parse(text).key())
+    assert ordered == ["1.2.0", "1.9.1-rc.2", "1.9.1", "1.10.0"]

@@ -1,0 +1,6 @@
+"""Small text utilities."""
+
+from textkit.slug import slugify
+from textkit.wrap import wrap
+
+__all__ = ["slugify", "wrap"]
