@@ -9,8 +9,11 @@ patch (minus any edit of a test file) and runs the language's tests.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,15 +29,68 @@ from benchmarks.base import (
     read_subsets,
 )
 from sandbox.base import ExecStatus, Sandbox, SandboxError, SandboxSettings, in_folder
+from sandbox.images import AGENT_LAYER, ImageRecipe
 
 BUILTIN = Path(__file__).with_name("suites") / "polyglot"
-# per language: the command that runs an exercise's tests (more with the polyglot image)
-TEST_COMMANDS = {"python": ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider"]}
+# per language: the shell command that runs an exercise's tests in its folder, as Aider's
+# benchmark runs them (Exercism skips all but the first test unless told otherwise)
+TEST_COMMANDS = {
+    "python": "python3 -m pytest -q -p no:cacheprovider",
+    "go": "go test ./...",
+    "rust": "cargo test --offline -- --include-ignored",
+    "javascript": "ln -sfn /opt/npm/node_modules node_modules"
+    " && sed -i 's/\\bxtest(/test(/g' *.spec.js && npm test",
+    "cpp": "mkdir -p build && cd build && cmake -DEXERCISM_RUN_ALL_TESTS=1 .. && make",
+}
+UNAVAILABLE = {
+    "java": "Exercism's Gradle build fetches JUnit 5 and AssertJ from Maven Central, which "
+    "cannot be reached here, and Debian's Gradle 4.4 cannot run it",
+}
+# every language but Python runs in this image; Python runs in the base agent image. npm
+# itself comes from the npm registry too: debootstrap cannot resolve Debian's npm package.
+TOOLCHAINS = ImageRecipe(
+    packages=[
+        *ImageRecipe().packages, "golang-go", "cargo", "rustc", "nodejs", "g++", "make", "cmake",
+        "catch2",
+    ],
+    npm=[
+        "npm@9.9.4", "jest@29.7.0", "babel-jest@29.7.0", "@babel/core@7.25.2",
+        "@exercism/babel-preset-javascript@0.2.1", "core-js@3.37.1",
+    ],
+    layer=[
+        *AGENT_LAYER,
+        "RUN printf '#!/bin/sh\\nexec node /opt/npm/node_modules/npm/bin/npm-cli.js \"$@\"\\n'"
+        " > /usr/local/bin/npm && chmod 755 /usr/local/bin/npm",
+        "ENV GOPROXY=off GOFLAGS=-buildvcs=false CARGO_NET_OFFLINE=true",
+    ],
+)  # fmt: skip
+UPSTREAM = "https://github.com/Aider-AI/polyglot-benchmark"
 PROMPT = (
     "Use the instructions above to change the files {files}. Keep the names of existing "
     "functions and classes: the hidden tests use them. Use the standard library only."
 )
-WORKDIR = "/work/exercise"
+
+
+def checkout(source: str) -> Path:
+    """A local checkout as is; a git URL (e.g. `UPSTREAM`) cloned once into dgm's cache."""
+    if not ("://" in source or source.startswith("git@") or source.endswith(".git")):
+        return Path(source)
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dgm" / "polyglot"
+    target = cache / hashlib.sha256(source.encode()).hexdigest()[:16]
+    if target.is_dir():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        cloned = subprocess.run(
+            ["git", "clone", "--quiet", "--depth", "1", source, tmp + "/checkout"],
+            capture_output=True,
+            text=True,
+        )
+        if cloned.returncode != 0:
+            reason = " ".join(cloned.stderr.strip().splitlines()[-1:])
+            raise BenchmarkError(f"cannot clone {source}: {reason}; offline, give a checkout")
+        os.rename(tmp + "/checkout", target)  # whole or not at all
+    return target
 
 
 class PolyglotBenchmark:
@@ -43,19 +99,45 @@ class PolyglotBenchmark:
         new_sandbox: Callable[[SandboxSettings], Sandbox],
         root: Path = BUILTIN,
         *,
-        languages: tuple[str, ...] = tuple(TEST_COMMANDS),
+        languages: tuple[str, ...] | None = None,
         name: str = "polyglot",
         settings: SandboxSettings | None = None,
+        toolchains: Callable[[], str] | None = None,
     ):
+        """`languages`: only these (default: every language of the checkout);
+        `toolchains`: gives the image every language but Python runs in (built if need be)."""
         root = Path(root)
-        if not any((root / lang / "exercises" / "practice").is_dir() for lang in languages):
+        found = sorted(p.parent.parent.name for p in root.glob("*/exercises/practice"))
+        wanted = [lang for lang in found if languages is None or lang in languages]
+        if not found:
             raise BenchmarkError(
-                f"{root} is not a polyglot-benchmark checkout: no "
-                f"<language>/exercises/practice/ folder for {', '.join(languages)}"
+                f"{root} is not a polyglot-benchmark checkout: no <language>/exercises/practice/"
             )
-        self.name, self.root, self.languages = name, root, languages
+        if not wanted:
+            raise BenchmarkError(f"{name} has no exercises in {', '.join(languages or ())}")
+        self.name, self.root = name, root
         self._new_sandbox = new_sandbox
-        self._settings = settings or SandboxSettings(timeout_s=120)
+        self._settings = settings or SandboxSettings(timeout_s=300, memory_mb=2048)
+        self._toolchain_image: str | None = None
+        needs_image = [lang for lang in wanted if lang in TEST_COMMANDS and lang != "python"]
+        missing = None  # why the toolchain image is not there
+        if needs_image and toolchains is None:
+            missing = "no toolchain image was given"
+        elif needs_image:
+            try:
+                self._toolchain_image = toolchains()
+            except SandboxError as error:
+                missing = f"its toolchain image cannot be built: {error}"
+        self.unavailable = {}
+        """Languages of the checkout that cannot be graded here, with the reason."""
+        for lang in wanted:
+            if lang not in TEST_COMMANDS:
+                self.unavailable[lang] = UNAVAILABLE.get(
+                    lang, f"dgm has no test command for {lang}"
+                )
+            elif lang != "python" and missing:
+                self.unavailable[lang] = missing
+        self.languages = tuple(lang for lang in wanted if lang not in self.unavailable)
 
     def tasks(self) -> list[str]:
         return sorted(
@@ -100,7 +182,7 @@ class PolyglotBenchmark:
 
     def image(self, task: str) -> str | None:
         self._folder(task)
-        return None
+        return None if task.startswith("python/") else self._toolchain_image
 
     def reference_patch(self, task: str) -> str:
         """The patch that turns the starting files into the exercise's reference solution."""
@@ -119,22 +201,25 @@ class PolyglotBenchmark:
         hidden = {*files["test"], ".meta", ".docs"}
         kept, dropped = drop_sections(patch, lambda p: p in hidden or p.split("/")[0] in hidden)
         log = [f"dropped the patch's edits of {', '.join(dropped)}"] if dropped else []
+        # the folder keeps the exercise's name: C++ exercises derive their file names from it
+        workdir = f"{self._settings.workdir}/{folder.name}"
+        settings = self._settings.model_copy(update={"image": self.image(task)})
         with tempfile.TemporaryDirectory(prefix="dgm-grade-") as tmp:
-            pristine = Path(tmp) / "exercise"
+            pristine = Path(tmp) / folder.name
             shutil.copytree(folder, pristine, ignore=shutil.ignore_patterns(".meta", ".docs"))
             try:
-                with self._new_sandbox(self._settings) as sandbox:
-                    sandbox.copy_in(pristine, WORKDIR)
+                with self._new_sandbox(settings) as sandbox:
+                    sandbox.copy_in(pristine, workdir)
                     if kept.strip():
                         applied = sandbox.exec(
-                            in_folder(WORKDIR, ["git", "apply", "--whitespace=nowarn", "-"]),
+                            in_folder(workdir, ["git", "apply", "--whitespace=nowarn", "-"]),
                             stdin=kept.encode(),
                         )
                         if applied.exit_code != 0:
                             log.append(f"the patch does not apply: {applied.stderr.strip()}")
                             return outcome(EvalStatus.UNRESOLVED, log, start)
                     command = TEST_COMMANDS[task.partition("/")[0]]
-                    tests = sandbox.exec(in_folder(WORKDIR, command))
+                    tests = sandbox.exec(in_folder(workdir, ["sh", "-c", command]))
             except SandboxError as error:
                 log.append(f"the grading sandbox failed: {error}")
                 return outcome(EvalStatus.ERROR, log, start)

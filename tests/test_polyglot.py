@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from archive.records import EvalStatus
+from benchmarks.agent_run import git_repository
 from benchmarks.base import BenchmarkError
-from benchmarks.polyglot import BUILTIN, PolyglotBenchmark
+from benchmarks.polyglot import BUILTIN, PolyglotBenchmark, checkout
 from sandbox.docker_sandbox import DockerSandbox
 
 
@@ -89,3 +90,19 @@ def test_subsets_are_stages_of_growing_size(bench, tmp_path):
     broken = PolyglotBenchmark(lambda s: None, checkout)
     with pytest.raises(BenchmarkError, match="names unknown task 'python/nope'"):
         broken.subsets()
+
+
+def test_a_git_url_is_cloned_once_into_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    upstream = shutil.copytree(BUILTIN, tmp_path / "upstream")
+    git_repository(upstream)
+    url = f"file://{upstream}"
+    first = checkout(url)
+    assert len(PolyglotBenchmark(lambda s: None, first).tasks()) == 23
+    shutil.rmtree(upstream)  # the second time, the cache is used
+    assert checkout(url) == first
+    assert checkout(str(tmp_path)) == tmp_path  # a folder is taken as it is
+    with pytest.raises(
+        BenchmarkError, match=r"cannot clone file:///nowhere\.git: .*give a checkout"
+    ):
+        checkout("file:///nowhere.git")

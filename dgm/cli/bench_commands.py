@@ -26,7 +26,7 @@ app = typer.Typer(help="The benchmarks agents are measured on.", no_args_is_help
 NAMES = {
     "builtin-polyglot": "built-in Python exercises in Polyglot's format (offline)",
     "builtin-swebench": "built-in SWE-bench-format instances, images built offline",
-    "polyglot": "a checkout of Aider's polyglot-benchmark (--path)",
+    "polyglot": "Aider's polyglot-benchmark: a checkout, or a git URL to clone (--path)",
     "swebench": "a SWE-bench dataset: .json/.jsonl/.parquet file, or a Hugging Face name (--path)",
 }
 PathOption = Annotated[
@@ -63,19 +63,24 @@ def open_benchmark(
 
         return SWEBenchBenchmark(load_rows(path), new_sandbox, name=name, pull=pull)
     from benchmarks.polyglot import BUILTIN as BUILTIN_ROOT
-    from benchmarks.polyglot import TEST_COMMANDS, PolyglotBenchmark
+    from benchmarks.polyglot import TOOLCHAINS, PolyglotBenchmark, checkout
 
-    languages = tuple(TEST_COMMANDS)
-    if language is not None:
-        if language not in TEST_COMMANDS:
-            raise BenchmarkError(
-                f"{language} is unavailable: its toolchain is not in the sandbox image "
-                f"(available: {', '.join(TEST_COMMANDS)})"
-            )
-        languages = (language,)
-    return PolyglotBenchmark(
-        new_sandbox, Path(path) if path else BUILTIN_ROOT, languages=languages, name=name
-    )
+    def toolchains() -> str:
+        from sandbox.docker_sandbox import connect
+        from sandbox.images import ensure_base_image
+
+        with warnings.status("making the polyglot toolchain image (the first time: minutes)"):
+            return ensure_base_image(connect(), TOOLCHAINS)
+
+    bench = PolyglotBenchmark(
+        new_sandbox, checkout(path) if path else BUILTIN_ROOT, name=name, toolchains=toolchains,
+        languages=(language,) if language else None,
+    )  # fmt: skip
+    if language in bench.unavailable:
+        raise BenchmarkError(f"{language} is unavailable: {bench.unavailable[language]}")
+    for lang, reason in bench.unavailable.items():
+        warnings.print(f"[yellow]warning:[/yellow] {lang} is unavailable: {reason}")
+    return bench
 
 
 @app.command("list")
