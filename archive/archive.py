@@ -235,6 +235,12 @@ class Archive:
             )
             self._event(conn, "run_finished", {"status": status, "reason": reason}, run_id=run_id)
 
+    def runs(self) -> list[Run]:
+        """Every run, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(select(runs).order_by(runs.c.started_at)).mappings().all()
+        return [Run(**row) for row in rows]
+
     def run(self, run_id: str) -> Run:
         with self._read() as conn:
             row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
@@ -664,6 +670,16 @@ class Archive:
         query = select(events).where(events.c.id > after).order_by(events.c.id).limit(limit)
         with self._read() as conn:
             return [Event(**row) for row in conn.execute(query).mappings()]
+
+    def event_counts(self, run_id: str) -> dict[str, int]:
+        """How many events of each kind a run has logged."""
+        query = (
+            select(events.c.kind, func.count())
+            .where(events.c.run_id == run_id)
+            .group_by(events.c.kind)
+        )
+        with self._read() as conn:
+            return {kind: count for kind, count in conn.execute(query)}
 
     @staticmethod
     def _event(

@@ -66,6 +66,17 @@ DIAGNOSIS_FORMAT = """Answer with one JSON object with these string fields:
 "problem_description": the improvement written as a task for a coding agent."""
 
 
+DIAGNOSIS_FIELDS = (
+    "log_summarization", "potential_improvements", "improvement_proposal",
+    "implementation_suggestion", "problem_description",
+)  # fmt: skip
+DIAGNOSIS_SCHEMA = {
+    "type": "object",
+    "properties": {field: {"type": "string"} for field in DIAGNOSIS_FIELDS},
+    "required": list(DIAGNOSIS_FIELDS),
+}
+
+
 class TaskSource(Protocol):
     """Where task statements come from (a benchmark)."""
 
@@ -84,6 +95,7 @@ class ExpansionSettings(BaseModel):
     agent_timeout_s: float = 3600.0
     test_timeout_s: float = 600.0
     diagnosis_attempts: int = 3
+    diagnosis_max_tokens: int = 4096
     excerpt_chars: int = 40_000
     """Most characters of the agent's code, trajectory or log shown to the diagnosis model."""
 
@@ -281,7 +293,9 @@ def _diagnose(
     )
     system = "You improve coding agents by diagnosing their failures. Answer in JSON only."
     for _ in range(s.diagnosis_attempts):
-        answer = client.complete(messages, system=system, max_tokens=4096)
+        answer = client.complete(
+            messages, system=system, max_tokens=s.diagnosis_max_tokens, json_schema=DIAGNOSIS_SCHEMA
+        )
         diagnosis = _json_object(answer.text)
         if diagnosis and diagnosis.get("problem_description"):
             return {k: str(v) for k, v in diagnosis.items()}

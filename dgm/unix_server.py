@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import shutil
 import tempfile
@@ -10,6 +12,18 @@ import time
 from pathlib import Path
 
 import uvicorn
+
+
+class _NoShutdownCancels(logging.Filter):
+    """Requests still open when the server stops (units abandoned on a stop) are cancelled by
+    design; uvicorn reports each as an error with a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        cancelled = record.exc_info and record.exc_info[0] is asyncio.CancelledError
+        return not (cancelled or "graceful shutdown exceeded" in record.getMessage())
+
+
+logging.getLogger("uvicorn.error").addFilter(_NoShutdownCancels())
 
 
 class UnixServer:

@@ -1,13 +1,10 @@
 #!/usr/bin/env bash
-# Installs dgm and runs the offline quickstart in ./dgm-archive.
-#
-# The evolution loop (`dgm run configs/quickstart.yaml`) is not built yet; until it is, the
-# quickstart runs what exists: it creates the archive (once), checks it against its git store
-# and prints the tree of agents it holds.
+# Installs dgm and runs the offline quickstart: a small evolution run on the built-in Python
+# exercises with the embedded local model, into ./dgm-archive. Running it again continues the
+# same run (and says so when its budget is already spent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-export DGM_ARCHIVE="${DGM_ARCHIVE:-$PWD/dgm-archive}"
-[ -f "$DGM_ARCHIVE/archive.json" ] || .venv/bin/dgm init
-.venv/bin/dgm fsck
+DGM_EXTRAS=local DGM_WITH_DOCKER=1 scripts/setup.sh
+.venv/bin/dgm run configs/quickstart.yaml "$@"
+.venv/bin/dgm status
 .venv/bin/dgm tree

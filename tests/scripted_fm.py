@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -51,8 +52,14 @@ class Request:
 
 
 class ScriptedFM:
-    def __init__(self, *script: Reply | Failure):
+    def __init__(
+        self,
+        *script: Reply | Failure,
+        responder: Callable[[Request], Reply | Failure] | None = None,
+    ):
+        """`responder` answers whatever the script does not (requests arriving in any order)."""
         self.script: deque[Reply | Failure] = deque(script)
+        self.responder = responder
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -68,9 +75,11 @@ class ScriptedFM:
     def next_entry(self, request: Request) -> Reply | Failure:
         with self._lock:
             self.requests.append(request)
-            if not self.script:
-                return Failure(410, "the scripted FM server has no reply left")
-            return self.script.popleft()
+            if self.script:
+                return self.script.popleft()
+        if self.responder is not None:
+            return self.responder(request)
+        return Failure(410, "the scripted FM server has no reply left")
 
     def __enter__(self) -> ScriptedFM:
         self._thread.start()

@@ -22,7 +22,7 @@ def test_list():
         "polyglot": None,
         "swebench": None,
     }
-    assert rows[0]["subsets"] == {"medium": 16, "small": 8}
+    assert rows[0]["subsets"] == {"heldout": 6, "medium": 16, "quickstart": 3, "small": 8}
     assert rows[1]["subsets"] == {"small": 2}
 
 
@@ -45,7 +45,7 @@ def test_verify_a_checkout_finds_a_broken_exercise(base_image, tmp_path):
 
 def test_bad_input(tmp_path):
     fails_cleanly(run_dgm("bench", "verify", "--benchmark", "nope"), "no benchmark 'nope'")
-    fails_cleanly(run_dgm("bench", "verify", "--benchmark", "polyglot"), "needs --path")
+    fails_cleanly(run_dgm("bench", "verify", "--benchmark", "polyglot"), "needs a path")
     not_checkout = run_dgm("bench", "verify", "--benchmark", "polyglot", "--path", str(tmp_path))
     fails_cleanly(not_checkout, "is not a polyglot-benchmark checkout")
     go = run_dgm("bench", "verify", "--benchmark", "builtin-polyglot", "--language", "go")
@@ -90,7 +90,8 @@ def test_run_records_results_in_the_archive(base_image, tmp_path):
     huge = run_dgm(*run, "--subset", "huge", archive=archive)
     fails_cleanly(
         huge,
-        "builtin-polyglot has no subset 'huge' (it has: medium, small) and no file has that name",
+        "builtin-polyglot has no subset 'huge' (it has: heldout, medium, quickstart, small) "
+        "and no file has that name",
     )
     both = run_dgm(*run, "--subset", "small", "--tasks", "python/clamp", archive=archive)
     fails_cleanly(both, "give --subset or --tasks, not both")

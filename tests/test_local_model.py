@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from archive import Archive
-from dgm.expand import SEED_AGENT
+from dgm.expand import DIAGNOSIS_FORMAT, DIAGNOSIS_SCHEMA, SEED_AGENT
 from dgm.fm import local
 from dgm.fm.client import connect
 from dgm.fm.errors import ContextOverflow, FMError
@@ -95,3 +95,21 @@ def test_context_overflow_is_typed(providers, archive):
         )  # fmt: skip
         with pytest.raises(ContextOverflow, match="exceed context window"):
             client.complete([{"role": "user", "content": "word " * 9000}], max_tokens=8)
+
+
+def test_a_json_schema_holds_the_answer_to_its_shape(providers, archive):
+    with Gateway(GatewaySettings(openai=providers.openai), archive) as gateway:
+        lease = gateway.open_unit("diagnosis")
+        client = connect(
+            "openai", local.MODEL_NAME, base_url="http://gateway/v1", token=lease.token,
+            socket=gateway.socket_path,
+        )  # fmt: skip
+        prompt = "The agent stopped without editing files. Diagnose it. " + DIAGNOSIS_FORMAT
+        answer = client.complete(
+            [{"role": "user", "content": prompt}], max_tokens=300, json_schema=DIAGNOSIS_SCHEMA
+        )
+    # a 135M model's words are not the point: the grammar makes it parse, unless cut off
+    if answer.output_tokens < 300:
+        assert set(json.loads(answer.text)) == set(DIAGNOSIS_SCHEMA["required"])
+    else:
+        assert answer.text.startswith("{")

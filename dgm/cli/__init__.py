@@ -8,7 +8,8 @@ import typer
 
 from archive import ArchiveError
 from benchmarks.base import BenchmarkError
-from dgm.cli import archive_commands, bench_commands, sandbox_commands
+from dgm.cli import archive_commands, bench_commands, run_commands, sandbox_commands
+from dgm.config import ConfigError
 from dgm.fm.errors import FMError
 from sandbox.base import SandboxError
 
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 archive_commands.register(app)
+run_commands.register(app)
 app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(bench_commands.app, name="bench")
 
@@ -27,7 +29,7 @@ app.add_typer(bench_commands.app, name="bench")
 def main() -> None:
     try:
         app()
-    except (ArchiveError, SandboxError, FMError, BenchmarkError) as error:
+    except (ArchiveError, SandboxError, FMError, BenchmarkError, ConfigError) as error:
         typer.echo(f"dgm: error: {error}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -23,12 +23,6 @@ from sandbox.base import Backend
 
 app = typer.Typer(help="The benchmarks agents are measured on.", no_args_is_help=True)
 
-NAMES = {
-    "builtin-polyglot": "built-in Python exercises in Polyglot's format (offline)",
-    "builtin-swebench": "built-in SWE-bench-format instances, images built offline",
-    "polyglot": "Aider's polyglot-benchmark: a checkout, or a git URL to clone (--path)",
-    "swebench": "a SWE-bench dataset: .json/.jsonl/.parquet file, or a Hugging Face name (--path)",
-}
 PathOption = Annotated[
     str | None,
     typer.Option("--path", help="Polyglot checkout, or SWE-bench dataset file or name."),
@@ -41,44 +35,12 @@ PullOption = Annotated[
 def open_benchmark(
     name: str, path: str | None, language: str | None, backend: Backend, *, pull: bool = False
 ):
-    from benchmarks.base import BenchmarkError
-    from sandbox.factory import open_sandbox
+    from benchmarks.registry import open_benchmark as open_named
 
-    if name not in NAMES:
-        raise BenchmarkError(f"no benchmark {name!r}; `dgm bench list` shows them")
-    if name in ("polyglot", "swebench") and path is None:
-        raise BenchmarkError(f"the {name} benchmark needs --path; `dgm bench list` says what")
-
-    def new_sandbox(settings):
-        return open_sandbox(backend, settings)
-
-    if name.endswith("swebench"):
-        if language is not None:
-            raise BenchmarkError("--language is for polyglot benchmarks")
-        if name == "builtin-swebench":
-            from benchmarks.swebench_suite import builtin_swebench
-
-            return builtin_swebench(new_sandbox)
-        from benchmarks.swebench import SWEBenchBenchmark, load_rows
-
-        return SWEBenchBenchmark(load_rows(path), new_sandbox, name=name, pull=pull)
-    from benchmarks.polyglot import BUILTIN as BUILTIN_ROOT
-    from benchmarks.polyglot import TOOLCHAINS, PolyglotBenchmark, checkout
-
-    def toolchains() -> str:
-        from sandbox.docker_sandbox import connect
-        from sandbox.images import ensure_base_image
-
-        with warnings.status("making the polyglot toolchain image (the first time: minutes)"):
-            return ensure_base_image(connect(), TOOLCHAINS)
-
-    bench = PolyglotBenchmark(
-        new_sandbox, checkout(path) if path else BUILTIN_ROOT, name=name, toolchains=toolchains,
-        languages=(language,) if language else None,
-    )  # fmt: skip
-    if language in bench.unavailable:
-        raise BenchmarkError(f"{language} is unavailable: {bench.unavailable[language]}")
-    for lang, reason in bench.unavailable.items():
+    bench = open_named(
+        name, path, backend=backend, language=language, pull=pull, status=warnings.status
+    )
+    for lang, reason in getattr(bench, "unavailable", {}).items():
         warnings.print(f"[yellow]warning:[/yellow] {lang} is unavailable: {reason}")
     return bench
 
@@ -88,6 +50,7 @@ def list_(as_json: JsonOption = False) -> None:
     """The benchmarks dgm knows."""
     from benchmarks.polyglot import BUILTIN as BUILTIN_ROOT
     from benchmarks.polyglot import PolyglotBenchmark
+    from benchmarks.registry import NAMES
     from benchmarks.swebench import SWEBenchBenchmark
     from benchmarks.swebench_suite import SUITE, rows
 
@@ -180,6 +143,7 @@ def run_(
     from concurrent.futures import ThreadPoolExecutor
 
     from benchmarks.base import BenchmarkError
+    from benchmarks.registry import subset_tasks
     from dgm.evaluate import evaluate
     from dgm.fm import local
     from dgm.fm.providers import open_providers
@@ -189,7 +153,10 @@ def run_(
     bench = open_benchmark(benchmark, path, None, backend, pull=pull)
     if subset and tasks:
         raise BenchmarkError("give --subset or --tasks, not both")
-    chosen = _subset(bench, subset) if subset else _task_list(tasks) if tasks else bench.tasks()
+    if subset:
+        chosen = subset_tasks(bench, subset)
+    else:
+        chosen = _task_list(tasks) if tasks else bench.tasks()
     # an unknown id is recorded as an error (a harness failure, not counted); the rest runs
     for task in sorted(set(chosen) - set(bench.tasks())):
         warnings.print(f"[yellow]warning:[/yellow] {benchmark} has no task {task!r}")
@@ -241,21 +208,6 @@ def run_(
 def _first_line(archive, blob: str | None) -> str:
     text = archive.blobs.get(blob).decode(errors="replace").strip() if blob else ""
     return text.splitlines()[0] if text else ""
-
-
-def _subset(bench, subset: str) -> list[str]:
-    """A named subset of the benchmark, or a file of task ids (one per line)."""
-    from benchmarks.base import BenchmarkError, read_ids
-
-    subsets = bench.subsets()
-    if subset in subsets:
-        return subsets[subset]
-    if Path(subset).is_file():
-        return read_ids(Path(subset))
-    names = ", ".join(subsets) or "none"
-    raise BenchmarkError(
-        f"{bench.name} has no subset {subset!r} (it has: {names}) and no file has that name"
-    )
 
 
 def _task_list(spec: str) -> list[str]:

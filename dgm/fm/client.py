@@ -59,8 +59,11 @@ class FMClient(Protocol):
         system: str = "",
         max_tokens: int = 4096,
         tools: list[ToolSpec] | None = None,
+        json_schema: dict[str, Any] | None = None,
     ) -> Completion:
-        """One model answer to `messages` ({"role": "user"|"assistant", "content": str})."""
+        """One model answer to `messages` ({"role": "user"|"assistant", "content": str}).
+        `json_schema`: ask for a JSON answer of that shape where the API can hold the model to
+        it (OpenAI's structured outputs, the local model's grammar); the prompt must ask too."""
 
 
 def api_for(model: str) -> Api:
@@ -83,9 +86,16 @@ class OpenAIClient:
     def __init__(self, model: str, sdk: openai.OpenAI):
         self.model, self._sdk = model, sdk
 
-    def complete(self, messages, *, system="", max_tokens=4096, tools=None) -> Completion:
+    def complete(
+        self, messages, *, system="", max_tokens=4096, tools=None, json_schema=None
+    ) -> Completion:
         chat = ([{"role": "system", "content": system}] if system else []) + list(messages)
         extra: dict[str, Any] = {}
+        if json_schema:
+            extra["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": json_schema},
+            }
         if tools:
             extra["tools"] = [
                 {
@@ -121,7 +131,10 @@ class AnthropicClient:
     def __init__(self, model: str, sdk: anthropic.Anthropic):
         self.model, self._sdk = model, sdk
 
-    def complete(self, messages, *, system="", max_tokens=4096, tools=None) -> Completion:
+    def complete(
+        self, messages, *, system="", max_tokens=4096, tools=None, json_schema=None
+    ) -> Completion:
+        # no structured outputs in the messages API: the prompt asks for the JSON
         extra: dict[str, Any] = {"system": system} if system else {}
         if tools:
             extra["tools"] = [

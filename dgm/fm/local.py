@@ -115,6 +115,9 @@ class LocalModel:
         }
         if tools:
             options["response_format"] = {"type": "json_object", "schema": _reply_schema(tools)}
+        elif (body.get("response_format") or {}).get("type") == "json_schema":
+            schema = body["response_format"].get("json_schema", {}).get("schema")
+            options["response_format"] = {"type": "json_object", "schema": schema}
         with self._lock:
             raw = self._llm.create_chat_completion(messages=messages, **options)
         choice = raw["choices"][0]

@@ -1,0 +1,90 @@
+"""`dgm run` (start or continue a run) and `dgm status` (how the latest run is going)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.live import Live
+from rich.text import Text
+
+from dgm.cli.common import DEFAULT_ARCHIVE, ArchiveOption, JsonOption, console, print_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("status")(status)
+
+
+def run(
+    config: Annotated[Path | None, typer.Argument(help="The run's YAML file.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a setting: dotted.key=value (repeatable)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run of this name (re-running does too).")
+    ] = False,
+) -> None:
+    """Grow the archive: expand parents and evaluate children until a budget is spent or
+    nothing is left to do. Running the same configuration again continues the run."""
+    from dgm.config import load_config
+    from dgm.engine import Engine
+
+    settings = load_config(config, set_ or [])
+    with Live(Text("starting"), console=console, transient=True, refresh_per_second=2) as live:
+        outcome = Engine(settings, on_change=lambda e: live.update(_line(e))).run(resume=resume)
+    best = (
+        f"{outcome.best[:8]} {outcome.best_score[0]}/{outcome.best_score[1]}"
+        if outcome.best
+        else "none"
+    )
+    console.print(f"run {outcome.name} ({outcome.run_id[:8]}) stopped: {outcome.reason}")
+    console.print(f"{outcome.units_done} units this time; best node {best}")
+    if outcome.held_out is not None:
+        console.print(f"held-out tasks: {outcome.held_out[0]}/{outcome.held_out[1]} resolved")
+
+
+def _line(engine) -> Text:
+    best, (resolved, attempted) = engine._best()
+    budget = engine.config.budget
+    usd = f"${engine.spend[1]:.4f}" + (f" of ${budget.usd:g}" if budget.usd is not None else "")
+    score = f"{resolved}/{attempted}" if best else "-"
+    return Text(
+        f"{engine.units_done} units done, {len(engine.in_flight)} in flight, "
+        f"best {score}, spent {usd}"
+    )
+
+
+def status(
+    archive: ArchiveOption = DEFAULT_ARCHIVE,
+    name: Annotated[str | None, typer.Option(help="The run (default: the latest).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """How a run is going: state, units done and in flight, best node, spend, reviews."""
+    from dgm.cli.common import open_archive
+    from dgm.run_status import run_status
+
+    with open_archive(archive) as arc:
+        found = run_status(arc, name)
+    if as_json:
+        print_json(found)
+        return
+    console.print(
+        f"run {found['name']} ({found['id'][:8]}): {found['state']}"
+        + (f", {found['reason']}" if found["reason"] else "")
+    )
+    console.print(f"units done {found['units_done']}, in flight {found['in_flight']}")
+    best = found["best"]
+    console.print(
+        f"best node {best['id'][:8]} {best['resolved']}/{best['attempted']}"
+        if best
+        else "best node: none yet"
+    )
+    spend = found["spend"]
+    console.print(f"spent ${spend['usd']:.4f} and {spend['tokens']} tokens")
+    for name_, limit in found["budget"].items():
+        if limit is not None:
+            console.print(f"  budget {name_}: {limit}")
+    console.print(f"nodes awaiting review: {found['awaiting_review']}")

@@ -1,0 +1,168 @@
+"""A run's configuration: one YAML file validated by pydantic, with `--set dotted.key=value`
+overrides. Every option has a default that works offline on one machine."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sandbox.base import Backend, SandboxSettings
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and what to do."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Stage(Strict):
+    subset: str
+    """A subset's name, a file of task ids, or `all`."""
+    threshold: float = Field(0.0, ge=0, le=1)
+    """Score on this stage a node needs before it is evaluated on the next one."""
+
+
+class BenchmarkConfig(Strict):
+    name: str = "builtin-polyglot"
+    path: str | None = None
+    """Polyglot checkout or git URL; SWE-bench dataset file or Hugging Face name."""
+    pull: bool = False
+    """Pull missing SWE-bench instance images from their registry."""
+    stages: list[Stage] = Field(default_factory=lambda: [Stage(subset="small")], min_length=1)
+    """Staged evaluation: every node starts with the first stage's tasks."""
+    held_out: str | None = None
+    """Subset (name or file) the search never sees; the run's answer is evaluated on it."""
+
+
+class Models(Strict):
+    self_modification: str = "smollm2-135m-instruct"
+    """The model the parent agent runs with while it rewrites itself."""
+    agent: str = "smollm2-135m-instruct"
+    """The model agents use on benchmark tasks."""
+    diagnosis: str = "smollm2-135m-instruct"
+    """The model that reads a failure and proposes the next change."""
+    excerpt_chars: int = Field(40_000, ge=1000)
+    """Most characters of the agent's code, trajectory or log the diagnosis model is shown
+    (each): small local models need far less."""
+    diagnosis_max_tokens: int = Field(4096, ge=64)
+    """Longest diagnosis answer."""
+
+
+class SelectorConfig(Strict):
+    name: Literal["score_child_prop", "random"] = "score_child_prop"
+    params: dict[str, Any] = {}
+
+
+class SchedulerConfig(Strict):
+    mode: Literal["async", "generational"] = "async"
+    """async (HGM): a free worker takes the next unit at once. generational (DGM): k
+    expansions, then the children's staged evaluation, then the next generation."""
+    workers: int = Field(2, ge=1)
+    generation_size: int = Field(2, ge=1)
+    """Expansions per generation (generational mode)."""
+
+
+class AgentLimits(Strict):
+    max_steps: int = Field(30, ge=1)
+    timeout_s: float = Field(1800.0, gt=0)
+
+
+class Budget(Strict):
+    usd: float | None = Field(None, ge=0)
+    tokens: int | None = Field(None, ge=0)
+    evaluations: int | None = Field(None, ge=0)
+    expansions: int | None = Field(None, ge=0)
+    wall_clock: timedelta | None = None
+    """A duration such as `36h`, `90m`, `2d` or `1h30m`."""
+
+    @field_validator("wall_clock", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+
+class SandboxConfig(SandboxSettings):
+    model_config = ConfigDict(extra="forbid")
+    backend: Backend = Backend.AUTO
+
+
+class RunConfig(Strict):
+    name: str = "run"
+    archive: Path = Path("dgm-archive")
+    seed_agent: Path | None = None
+    """The agent the run starts from; default: dgm's seed agent."""
+    benchmark: BenchmarkConfig = BenchmarkConfig()
+    models: Models = Models()
+    selector: SelectorConfig = SelectorConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    agent: AgentLimits = AgentLimits()
+    sandbox: SandboxConfig = SandboxConfig()
+    budget: Budget = Budget()
+    seed: int | None = None
+    """Random seed of the selector and entry choice (None: fresh each run)."""
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    parts = _DURATION.findall(text.replace(" ", ""))
+    if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
+        raise ValueError(f"{text!r} is not a duration such as 36h, 90m, 2d or 1h30m")
+    return sum((timedelta(**{_UNITS[unit]: float(n)}) for n, unit in parts), timedelta())
+
+
+def load_config(path: Path | None, overrides: list[str] = ()) -> RunConfig:
+    """The file's settings (none: the defaults) with `dotted.key=value` overrides on top;
+    values are read as YAML (`budget.usd=5`, `benchmark.stages=[{subset: small}]`)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        if not Path(path).is_file():
+            raise ConfigError(f"no config file {path}")
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark else ""
+            problem = getattr(error, "problem", None) or "cannot be read"
+            raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from error
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must be a mapping of settings")
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {override!r}: write it as dotted.key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        target = data
+        *parents, last = key.strip().split(".")
+        for part in parents:
+            if not isinstance(target.get(part, {}), dict):
+                raise ConfigError(f"--set {key}: {part} is not a group of settings")
+            target = target.setdefault(part, {})
+        target[last] = value
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top)"
+        source = f"{path}: " if path else ""
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "no such setting"
+        raise ConfigError(f"{source}{where}: {message}") from error
+
+
+def dump_config(config: RunConfig) -> dict[str, Any]:
+    """The whole configuration as plain data (what the run row and provenance keep)."""
+    return config.model_dump(mode="json")

@@ -1,0 +1,341 @@
+"""A run: the archive, the FM gateway, the benchmark, the policy and the scheduler together.
+
+A run is known by its name in its archive: running the same configuration again continues it.
+Its population is rebuilt from the archive each time it starts (finished units are never run
+again; units that were in flight when it died left nothing and are run again), and every
+finished unit is written to the archive as it finishes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from archive import Archive
+from archive.records import NodeStatus, Origin, Run
+from benchmarks.base import Benchmark
+from benchmarks.registry import open_benchmark, subset_tasks
+from dgm.config import ConfigError, RunConfig, dump_config
+from dgm.evaluate import evaluate
+from dgm.expand import SEED_AGENT, ExpansionSettings, expand
+from dgm.fm.providers import open_providers
+from dgm.gateway import Budget as GatewayBudget
+from dgm.gateway import Gateway, GatewaySettings, Spend
+from dgm.policy import EvolutionPolicy, Member, Population, Unit
+from dgm.scheduler import Scheduler
+from dgm.selectors import make_selector
+from sandbox.base import SandboxSettings
+from sandbox.factory import open_sandbox
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    name: str
+    reason: str
+    units_done: int
+    best: str | None
+    best_score: tuple[int, int]
+    held_out: tuple[int, int] | None
+
+
+class _Statements:
+    """The benchmark as the TaskSource self-modification reads statements from."""
+
+    def __init__(self, bench: Benchmark):
+        self.bench = bench
+
+    def statement(self, benchmark: str, task: str) -> str:
+        return self.bench.statement(task)
+
+
+class Engine:
+    def __init__(self, config: RunConfig, *, on_change: Callable[[Engine], None] = lambda e: None):
+        self.config = config
+        self.on_change = on_change
+        self.in_flight: set[Unit] = set()
+        self.units_done = 0
+        self.spend = (0, 0.0)
+        self._scheduler: Scheduler | None = None
+        self._interrupts = 0
+        self._stopped_by: str | None = None  # the signal's reason, once one came
+
+    # -- setting up --------------------------------------------------------------------------
+
+    def _archive(self) -> Archive:
+        root = Path(self.config.archive)
+        if not (root / "archive.json").exists():
+            return Archive.init(root)
+        return Archive.open(root)
+
+    def _run_row(self, archive: Archive, resume: bool) -> tuple[Run, bool]:
+        """The run of this name (resumed: True), or a new one."""
+        existing = [r for r in archive.runs() if r.name == self.config.name]
+        if existing:
+            return existing[-1], True
+        if resume:
+            raise ConfigError(f"no run named {self.config.name!r} in {archive.root} to resume")
+        return archive.create_run(self.config.name, dump_config(self.config)), False
+
+    def _population(self, archive: Archive, run: Run, searched: set[str]) -> Population:
+        population = Population()
+        nodes = [n for n in archive.nodes() if n.run_id == run.id]
+        if not nodes:
+            seed = self.config.seed_agent or SEED_AGENT
+            nodes = [archive.add_node(Path(seed), origin=Origin.SEED, run_id=run.id)]
+        for node in nodes:
+            results = {
+                e.task: (e.resolved if e.status.counted else None)
+                for e in archive.evaluations(node.id)
+                if e.benchmark == self.bench.name
+                and e.model == self.config.models.agent
+                and e.task in searched
+            }
+            usable = node.status is not NodeStatus.REJECTED
+            population.add(Member(node.id, node.parent_id, usable=usable, results=results))
+        for node in nodes:  # admitted last, so parents count their admitted children
+            if node.status is NodeStatus.ADMITTED:
+                population.admit(node.id)
+        return population
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self, *, resume: bool = False) -> Outcome:
+        c = self.config
+        self.archive = archive = self._archive()
+        try:
+            self.bench = open_benchmark(
+                c.benchmark.name, c.benchmark.path, backend=c.sandbox.backend, pull=c.benchmark.pull
+            )
+            stages = [subset_tasks(self.bench, s.subset) for s in c.benchmark.stages]
+            held = subset_tasks(self.bench, c.benchmark.held_out) if c.benchmark.held_out else []
+            searched = {t for stage in stages for t in stage}
+            if overlap := sorted(searched & set(held)):
+                raise ConfigError(f"held-out task {overlap[0]} is also in a searched stage")
+            run, resumed = self._run_row(archive, resume)
+            self.run_row = run
+            if resumed:
+                _reap(run.id)
+            self.population = self._population(archive, run, searched)
+            rng = random.Random(c.seed)
+            policy = EvolutionPolicy(
+                self.population, stages, [s.threshold for s in c.benchmark.stages],
+                make_selector(c.selector.name, c.selector.params), mode=c.scheduler.mode,
+                generation_size=c.scheduler.generation_size, rng=rng,
+            )  # fmt: skip
+            self.policy = policy
+            log_dir = archive.root / "runs"
+            log_dir.mkdir(exist_ok=True)
+            self._log = (log_dir / f"{c.name}-{run.id[:8]}.jsonl").open("a")
+            self._log_line("run_resumed" if resumed else "run_started")
+            with open_providers() as providers:
+                settings = GatewaySettings(
+                    openai=providers.openai, anthropic=providers.anthropic,
+                    budget=GatewayBudget(usd=c.budget.usd, tokens=c.budget.tokens),
+                )  # fmt: skip
+                spent = Spend(*archive.fm_spend(run.id))
+                with Gateway(settings, archive, run_id=run.id, spent=spent) as gateway:
+                    self.gateway, self.rng = gateway, rng
+                    previous = self._install_signals()
+                    try:
+                        report = self._search(policy)
+                        held_out = None
+                        if held and report.reason not in ("interrupted", "terminated"):
+                            held_out = self._held_out(held)
+                            if self._stopped_by:  # cut short: no figure to report
+                                report.reason, held_out = self._stopped_by, None
+                    finally:
+                        for signum, handler in previous.items():
+                            signal.signal(signum, handler)
+            status = "stopped" if report.reason in ("interrupted", "terminated") else "finished"
+            archive.finish_run(run.id, status, report.reason)
+            self._log_line("run_" + status, reason=report.reason)
+            best, score = self._best()
+            return Outcome(run.id, c.name, report.reason, report.units_done, best, score, held_out)
+        finally:
+            if getattr(self, "_log", None):
+                self._log.close()
+            archive.close()
+
+    def _search(self, policy: EvolutionPolicy):
+        c = self.config
+        self._counts = {
+            "evaluations": sum(len(m.results) for m in self.population.members.values()),
+            "expansions": len(self.population.members) - 1,
+        }
+        if c.budget.expansions is not None:  # a limit on expansions, not on owed evaluations
+            policy.expansions_left = max(0, c.budget.expansions - self._counts["expansions"])
+        scheduler = Scheduler(
+            c.scheduler.workers, policy, self._execute, finished=self._finished,
+            failed=self._failed, spent=self._spent, started=self._started,
+        )  # fmt: skip
+        self._scheduler = scheduler
+        report = scheduler.run()
+        if report.reason == "nothing left to do" and policy.expansions_left == 0:
+            report.reason = "budget expansions spent"
+        return report
+
+    def _execute(self, unit: Unit) -> Any:
+        c = self.config
+        box = SandboxSettings(**c.sandbox.model_dump(exclude={"backend"}))
+
+        def new_sandbox(settings):
+            return open_sandbox(
+                c.sandbox.backend, settings, run_id=self.run_row.id, unit_id=str(unit)
+            )
+
+        if unit.kind == "evaluate":
+            result = evaluate(
+                unit.node, self.bench, unit.task or "", archive=self.archive,
+                gateway=self.gateway, new_sandbox=new_sandbox, model=c.models.agent,
+                sandbox_settings=box, max_steps=c.agent.max_steps, timeout_s=c.agent.timeout_s,
+                run_id=self.run_row.id,
+            )  # fmt: skip
+            return result.resolved if result.status.counted else None
+        rules = "polyglot" if "polyglot" in self.bench.name else "swe-bench"
+        expansion = expand(
+            unit.node, archive=self.archive, gateway=self.gateway, new_sandbox=new_sandbox,
+            tasks=_Statements(self.bench),
+            settings=ExpansionSettings(
+                model=c.models.self_modification, diagnosis_model=c.models.diagnosis,
+                entry_rules=rules, max_steps=c.agent.max_steps, agent_timeout_s=c.agent.timeout_s,
+                excerpt_chars=c.models.excerpt_chars,
+                diagnosis_max_tokens=c.models.diagnosis_max_tokens,
+            ),
+            sandbox_settings=box, run_id=self.run_row.id,
+            rng=random.Random(self.rng.random()), unit_id=str(unit),
+        )  # fmt: skip
+        return expansion.child_id, not expansion.reason
+
+    def _started(self, unit: Unit) -> None:
+        self.in_flight.add(unit)
+        kind = "evaluations" if unit.kind == "evaluate" else "expansions"
+        self._counts[kind] += 1
+        self.archive.append_event(
+            "unit_started", {"unit": str(unit)}, run_id=self.run_row.id, node_id=unit.node
+        )
+        self._log_line("unit_started", unit=str(unit))
+        self.on_change(self)
+
+    def _finished(self, unit: Unit, result: Any) -> None:
+        if unit.kind == "evaluate":
+            self.policy.evaluated(unit.node, unit.task or "", result)
+        else:
+            self.policy.expanded(unit.node, *result)
+        self._settle(unit, "unit_finished", result=result)
+
+    def _failed(self, unit: Unit, error: BaseException) -> None:
+        self.policy.failed(unit)
+        self._settle(unit, "unit_failed", error=f"{type(error).__name__}: {error}")
+
+    def _settle(self, unit: Unit, kind: str, **details: Any) -> None:
+        self.in_flight.discard(unit)
+        self.units_done += 1
+        for node in self.policy.to_admit(self.in_flight):
+            self.archive.set_status(node, NodeStatus.ADMITTED, "staged evaluation complete")
+            self.population.admit(node)
+        self.archive.append_event(
+            kind, {"unit": str(unit), **details}, run_id=self.run_row.id, node_id=unit.node
+        )
+        self._log_line(kind, unit=str(unit), **details)
+        self.on_change(self)
+
+    def _spent(self) -> str | None:
+        b = self.config.budget
+        tokens, usd = self.spend = self.archive.fm_spend(self.run_row.id)
+        started = self.run_row.started_at
+        checks = [
+            ("usd", b.usd is not None and usd >= b.usd),
+            ("tokens", b.tokens is not None and tokens >= b.tokens),
+            ("evaluations", _reached(self._counts["evaluations"], b.evaluations)),
+            ("wall_clock", b.wall_clock is not None and _now() - started >= b.wall_clock),
+        ]
+        for name, over in checks:
+            if over:
+                return f"budget {name} spent"
+        return None
+
+    def _held_out(self, tasks: list[str]) -> tuple[int, int]:
+        """The run's answer on tasks the search never saw."""
+        best, _ = self._best()
+        if best is None:
+            return (0, 0)
+        held = Population()
+        held.add(Member(best, None))
+        scheduler = Scheduler(
+            self.config.scheduler.workers,
+            _HeldOut(best, tasks),
+            self._execute,
+            finished=lambda unit, result: held.members[best].results.__setitem__(unit.task, result),
+        )
+        self._scheduler = scheduler
+        scheduler.run()
+        resolved, attempted = held.members[best].score()
+        self._log_line("held_out", node=best, resolved=resolved, attempted=attempted)
+        return resolved, attempted
+
+    def _best(self) -> tuple[str | None, tuple[int, int]]:
+        ranked = sorted(
+            (m for m in self.population.members.values() if m.admitted and m.score()[1]),
+            key=lambda m: (m.score()[0] / m.score()[1], m.score()[1]),
+            reverse=True,
+        )
+        return (ranked[0].id, ranked[0].score()) if ranked else (None, (0, 0))
+
+    # -- signals and logs --------------------------------------------------------------------
+
+    def _install_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def interrupt(signum, frame):
+            self._interrupts += 1
+            assert self._scheduler is not None
+            if signum == signal.SIGTERM:
+                self._stopped_by = "terminated"
+                self._scheduler.stop("terminated", abandon=True)
+            else:  # Ctrl-C: finish what is in flight; a second one abandons it
+                self._stopped_by = self._stopped_by or "interrupted"
+                self._scheduler.stop("interrupted", abandon=self._interrupts > 1)
+
+        return {
+            signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+
+    def _log_line(self, kind: str, **details: Any) -> None:
+        line = {"time": _now().isoformat(), "event": kind, "run": self.run_row.id, **details}
+        self._log.write(json.dumps(line, default=str) + "\n")
+        self._log.flush()
+
+
+class _HeldOut:
+    def __init__(self, node: str, tasks: list[str]):
+        self.pending = [Unit("evaluate", node, task) for task in tasks]
+
+    def next_unit(self, in_flight: set[Unit]) -> Unit | None:
+        return self.pending.pop(0) if self.pending else None
+
+
+def _reap(run_id: str) -> None:
+    """Remove the sandboxes a killed process of this run left behind."""
+    from sandbox.base import SandboxError
+    from sandbox.docker_sandbox import connect, reap
+
+    with contextlib.suppress(SandboxError):  # no Docker engine: nothing of ours runs in one
+        reap(connect(), run_id)
+
+
+def _reached(count: int, limit: int | None) -> bool:
+    return limit is not None and count >= limit
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

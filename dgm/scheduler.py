@@ -1,0 +1,107 @@
+"""A pool of workers fed with units by a policy: a worker that frees up gets the next unit at
+once. Budgets are checked before each unit starts; a stop (budget spent, Ctrl-C) starts
+nothing new and lets the units in flight finish, unless it is told to abandon them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from dgm.policy import Unit
+
+log = logging.getLogger(__name__)
+
+
+class Policy(Protocol):
+    def next_unit(self, in_flight: set[Unit]) -> Unit | None: ...
+
+
+@dataclass
+class Report:
+    reason: str
+    """Why the run stopped: a budget, a stop request, or `nothing left to do`."""
+    units_done: int
+    spans: list[tuple[float, float]]
+    """(start, end) of every finished unit, in seconds from the run's start."""
+    wall_s: float
+    stopped_s: float
+    """When the stop came (the end, when there was nothing left to do)."""
+    workers: int
+
+    def utilisation(self, until: float | None = None) -> float:
+        """Worker time spent on units over workers x time, up to `until` (default: the end)."""
+        until = self.wall_s if until is None else until
+        busy = sum(max(0.0, min(end, until) - start) for start, end in self.spans)
+        return busy / (until * self.workers) if until else 0.0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        workers: int,
+        policy: Policy,
+        execute: Callable[[Unit], Any],
+        *,
+        finished: Callable[[Unit, Any], None] = lambda unit, result: None,
+        failed: Callable[[Unit, BaseException], None] = lambda unit, error: None,
+        spent: Callable[[], str | None] = lambda: None,
+        started: Callable[[Unit], None] = lambda unit: None,
+    ):
+        """`execute` runs a unit in a worker thread; `finished` / `failed` take its outcome in
+        the scheduler's thread (one at a time); `spent` names a spent budget, or None."""
+        self.workers, self.policy, self.execute = workers, policy, execute
+        self._finished, self._failed, self._spent, self._started = finished, failed, spent, started
+        self._stop: str | None = None
+        self._abandon = threading.Event()
+        self.in_flight: dict[Future, Unit] = {}
+
+    def stop(self, reason: str, *, abandon: bool = False) -> None:
+        """Start no new unit; with `abandon`, do not wait for those in flight either."""
+        self._stop = self._stop or reason
+        if abandon:
+            self._abandon.set()
+
+    def run(self) -> Report:
+        start = time.monotonic()
+        spans: list[tuple[float, float]] = []
+        stopped: float | None = None
+        # not a `with` block: abandoning must not wait for the threads still running
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dgm-unit")
+        while True:
+            while self._stop is None and len(self.in_flight) < self.workers:
+                if reason := self._spent():  # before each unit
+                    self.stop(reason)
+                    break
+                unit = self.policy.next_unit(set(self.in_flight.values()))
+                if unit is None:
+                    break
+                self._started(unit)
+                self.in_flight[pool.submit(self._timed, unit)] = unit
+            if self._stop is not None and stopped is None:
+                stopped = time.monotonic() - start
+            if not self.in_flight or self._abandon.is_set():
+                break
+            finished, _ = wait(self.in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in finished:
+                unit = self.in_flight.pop(future)
+                try:
+                    result, began, ended = future.result()
+                except Exception as error:  # a bug or a broken machine: log it, go on
+                    log.exception("unit %s failed", unit)
+                    self._failed(unit, error)
+                else:
+                    spans.append((began - start, ended - start))
+                    self._finished(unit, result)
+        pool.shutdown(wait=not self._abandon.is_set(), cancel_futures=True)
+        wall = time.monotonic() - start
+        reason = self._stop or "nothing left to do"
+        return Report(reason, len(spans), spans, wall, stopped or wall, self.workers)
+
+    def _timed(self, unit: Unit) -> tuple[Any, float, float]:
+        began = time.monotonic()
+        return self.execute(unit), began, time.monotonic()

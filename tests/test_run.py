@@ -1,0 +1,199 @@
+"""`dgm run` end to end: the scripted FM server, real Docker, the built-in suite; killed with
+SIGKILL at random moments and continued, many times."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from archive import Archive
+from dgm.config import ConfigError, load_config
+from dgm.engine import Engine
+from tests.conftest import DGM, run_dgm
+from tests.scripted_fm import Reply, Request, ScriptedFM, ToolCall
+
+DIAGNOSIS = {
+    "log_summarization": "The agent stopped without editing anything.",
+    "potential_improvements": "Check the diff before stopping.",
+    "improvement_proposal": "Keep notes of what was tried.",
+    "implementation_suggestion": "Write a notes file.",
+    "problem_description": "Add a NOTES.md file describing the agent.",
+}
+_children = itertools.count(1)
+
+
+def respond(request: Request) -> Reply:
+    """Answers in any order: by the model the request names and where its conversation is."""
+    body = request.body
+    if body["model"] == "diagnosis-model":
+        return Reply(json.dumps(DIAGNOSIS))
+    if body["messages"][-1]["role"] == "tool":
+        return Reply("Done.")
+    if body["model"] == "self-model":  # the parent rewrites itself: a new file each time
+        note = {"command": "create", "path": f"NOTES-{next(_children)}.md", "file_text": "notes\n"}
+        return Reply("", [ToolCall("editor", note)])
+    return Reply("I will leave this one.")  # the agent on a task: an empty patch
+
+
+def write_config(tmp_path: Path, **extra: str) -> Path:
+    stage = tmp_path / "stage.txt"
+    stage.write_text("python/shout\npython/clamp\n")
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"name: e2e\narchive: {tmp_path / 'archive'}\n"
+        f"benchmark:\n  name: builtin-polyglot\n  stages:\n    - subset: {stage}\n"
+        "models:\n  agent: agent-model\n  self_modification: self-model\n"
+        "  diagnosis: diagnosis-model\n"
+        "scheduler:\n  workers: 2\nagent:\n  max_steps: 4\nsandbox:\n  backend: docker\n"
+        "budget:\n  expansions: 2\n" + "".join(f"{k}: {v}\n" for k, v in extra.items())
+    )
+    return config
+
+
+@pytest.fixture
+def fm(monkeypatch):
+    with ScriptedFM(responder=respond) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-run")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+        yield server
+
+
+def unit_events(archive: Archive) -> list[tuple[str, str]]:
+    return [(e.kind, e.payload["unit"]) for e in archive.events() if e.kind.startswith("unit_")]
+
+
+def test_a_run_grows_the_archive_and_continues_without_repeating_work(base_image, fm, tmp_path):
+    config = load_config(write_config(tmp_path))
+    first = Engine(config).run()
+    assert first.reason == "budget expansions spent"
+    with Archive.open(tmp_path / "archive") as archive:
+        nodes = archive.nodes()
+        assert len(nodes) == 3 and {n.origin.value for n in nodes} == {"seed", "self-modification"}
+        assert all(n.status.value == "admitted" for n in nodes)
+        evaluations = [e for n in nodes for e in archive.evaluations(n.id)]
+        assert sorted(e.task for e in evaluations) == ["python/clamp"] * 3 + ["python/shout"] * 3
+        assert first.units_done >= 6 and first.units_done == 2 + 2 + 4
+        [run] = archive.runs()
+        assert (run.status, run.stop_reason) == ("finished", "budget expansions spent")
+        done = unit_events(archive)
+    again = Engine(config).run()  # the same configuration: the same run, nothing to do
+    assert (again.run_id, again.units_done) == (first.run_id, 0)
+    with Archive.open(tmp_path / "archive") as archive:
+        assert unit_events(archive) == done
+    status = json.loads(run_dgm("status", "--archive", str(tmp_path / "archive"), "--json").stdout)
+    assert (status["name"], status["state"], status["units_done"]) == ("e2e", "finished", 8)
+    assert status["nodes"] == 3 and status["in_flight"] == 0
+
+
+def test_killed_at_random_moments_and_continued(base_image, fm, tmp_path):
+    config = write_config(tmp_path)
+    env = {**os.environ, "OPENAI_API_KEY": "sk-run", "OPENAI_BASE_URL": fm.openai_base_url}
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(5):  # killed at random moments, then left to finish
+        process = subprocess.Popen(
+            [DGM, "run", str(config)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            process.wait(timeout=rng.uniform(3, 12))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+            continue
+        break
+    assert kills >= 3
+    last = subprocess.run([DGM, "run", str(config)], env=env, capture_output=True, timeout=600)
+    assert last.returncode == 0, last.stderr.decode()
+    with Archive.open(tmp_path / "archive") as archive:
+        assert archive.check().ok
+        nodes = archive.nodes()
+        evaluations = [(n.id, e.task, e.attempt) for n in nodes for e in archive.evaluations(n.id)]
+        # no finished unit was run again: one attempt per node and task, none lost
+        assert all(attempt == 1 for _, _, attempt in evaluations)
+        counted = Counter((node, task) for node, task, _ in evaluations)
+        assert set(counted.values()) == {1}
+        usable = [n for n in nodes if n.status.value != "rejected"]
+        assert len(counted) == 2 * len(usable)
+        finished = Counter(
+            unit
+            for kind, unit in unit_events(archive)
+            if kind == "unit_finished" and unit.startswith("evaluate")
+        )
+        assert set(finished.values()) == {1} and len(finished) == len(counted)
+        [run] = archive.runs()
+        assert run.status == "finished"
+    # what the kills left running was reaped by the next start
+    left = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=dgm.run={run.id}"], capture_output=True
+    )
+    assert left.stdout.strip() == b""
+
+
+def test_the_answer_is_measured_on_held_out_tasks(base_image, fm, tmp_path):
+    held = tmp_path / "held.txt"
+    held.write_text("python/roman\n")
+    path = write_config(tmp_path)
+    config = load_config(path, ["budget.expansions=0", f"benchmark.held_out={held}"])
+    outcome = Engine(config).run()
+    assert (outcome.reason, outcome.units_done) == ("budget expansions spent", 2)
+    assert outcome.held_out == (0, 1)  # the seed, on a task the search never saw
+    with Archive.open(tmp_path / "archive") as archive:
+        [seed] = archive.nodes()
+        assert sorted(e.task for e in archive.evaluations(seed.id)) == [
+            "python/clamp", "python/roman", "python/shout"
+        ]  # fmt: skip
+    overlap = load_config(path, ["benchmark.held_out=small", "benchmark.stages=[{subset: small}]"])
+    with pytest.raises(ConfigError, match=r"held-out task python/.* is also in a searched stage"):
+        Engine(overlap).run()
+
+
+def test_ctrl_c_finishes_the_units_in_flight_and_the_run_continues(base_image, fm, tmp_path):
+    config = write_config(tmp_path)
+    env = {**os.environ, "OPENAI_API_KEY": "sk-run", "OPENAI_BASE_URL": fm.openai_base_url}
+    process = subprocess.Popen([DGM, "run", str(config)], env=env, stderr=subprocess.PIPE)
+    log = None
+    for _ in range(600):  # until the first unit has started
+        logs = list((tmp_path / "archive" / "runs").glob("*.jsonl"))
+        if logs and "unit_started" in logs[0].read_text():
+            log = logs[0]
+            break
+        time.sleep(0.05)
+    assert log is not None
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 0, process.stderr.read().decode()
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
+    assert events[-1] == "run_stopped"
+    assert events.count("unit_started") == events.count("unit_finished")  # none abandoned
+    status = json.loads(run_dgm("status", "--archive", str(tmp_path / "archive"), "--json").stdout)
+    assert (status["state"], status["reason"]) == ("stopped", "interrupted")
+    finished = subprocess.run([DGM, "run", str(config)], env=env, capture_output=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr.decode()
+    status = json.loads(run_dgm("status", "--archive", str(tmp_path / "archive"), "--json").stdout)
+    assert (status["state"], status["reason"]) == ("finished", "budget expansions spent")
+
+
+def test_budgets_stop_the_run_and_say_which(base_image, fm, tmp_path):
+    path = write_config(tmp_path)
+    first = Engine(load_config(path, ["budget.evaluations=1"])).run()
+    assert (first.reason, first.units_done) == ("budget evaluations spent", 1)
+    # raised on the command line, the same run goes on; a wall clock already spent stops it
+    late = Engine(load_config(path, ["budget.evaluations=5", "budget.wall_clock=1s"])).run()
+    assert (late.run_id, late.reason, late.units_done) == (
+        first.run_id,
+        "budget wall_clock spent",
+        0,
+    )
+    priced = ["budget.usd=0.000001", "name=cheap", "models.agent=gpt-4o"]
+    cheap = Engine(load_config(path, priced)).run()
+    assert cheap.reason == "budget usd spent" and cheap.units_done >= 1
