@@ -108,8 +108,5 @@ def test_a_json_schema_holds_the_answer_to_its_shape(providers, archive):
         answer = client.complete(
             [{"role": "user", "content": prompt}], max_tokens=300, json_schema=DIAGNOSIS_SCHEMA
         )
-    # a 135M model's words are not the point: the grammar makes it parse, unless cut off
-    if answer.output_tokens < 300:
-        assert set(json.loads(answer.text)) == set(DIAGNOSIS_SCHEMA["required"])
-    else:
-        assert answer.text.startswith("{")
+    # a 135M model's words are not the point: its strings are bounded to fit, so it parses
+    assert set(json.loads(answer.text)) == set(DIAGNOSIS_SCHEMA["required"])

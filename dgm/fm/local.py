@@ -116,7 +116,8 @@ class LocalModel:
         if tools:
             options["response_format"] = {"type": "json_object", "schema": _reply_schema(tools)}
         elif (body.get("response_format") or {}).get("type") == "json_schema":
-            schema = body["response_format"].get("json_schema", {}).get("schema")
+            schema = body["response_format"].get("json_schema", {}).get("schema") or {}
+            schema = _bounded(schema, options["max_tokens"])
             options["response_format"] = {"type": "json_object", "schema": schema}
         with self._lock:
             raw = self._llm.create_chat_completion(messages=messages, **options)
@@ -151,6 +152,21 @@ class LocalModel:
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": raw["usage"],
         }
+
+
+def _bounded(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+    """The schema with its top-level strings cut to lengths that fit `max_tokens` together:
+    a small model under a grammar otherwise fills the first string until the answer is cut
+    off, and a cut-off answer is not JSON."""
+    strings = [k for k, v in schema.get("properties", {}).items() if v.get("type") == "string"]
+    if not strings:
+        return schema
+    chars = max(16, max_tokens * 3 // (len(strings) + 1))  # about 3 characters a token
+    properties = {
+        key: {"maxLength": chars, **value} if key in strings else value
+        for key, value in schema["properties"].items()
+    }
+    return {**schema, "properties": properties}
 
 
 def _reply_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
