@@ -169,7 +169,10 @@ class Engine:
         c = self.config
         self._counts = {
             "evaluations": sum(len(m.results) for m in self.population.members.values()),
-            "expansions": len(self.population.members) - 1,
+            # children, and expansions that ended without one
+            "expansions": len(self.population.members)
+            - 1
+            + self.archive.event_counts(self.run_row.id).get("expansion_failed", 0),
         }
         if c.budget.expansions is not None:  # a limit on expansions, not on owed evaluations
             policy.expansions_left = max(0, c.budget.expansions - self._counts["expansions"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from archive import Archive
@@ -21,6 +22,15 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
     scored = [n for n in nodes if n.status is NodeStatus.ADMITTED and n.score.attempted]
     best = max(scored, key=lambda n: (n.score.value, n.score.attempted), default=None)
     tokens, usd = archive.fm_spend(run.id)
+    run_nodes = _run_nodes(archive, run.id)
+    spent = {
+        "usd": usd,
+        "tokens": tokens,
+        "evaluations": sum(len(archive.evaluations(n)) for n in run_nodes),
+        "expansions": max(0, len(run_nodes) - 1) + counts.get("expansion_failed", 0),
+        "wall_clock": ((run.finished_at or _now()) - run.started_at).total_seconds(),
+    }
+    limits = run.config.get("budget", {})
     return {
         "id": run.id,
         "name": run.name,
@@ -38,10 +48,30 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
             else None
         ),
         "spend": {"usd": usd, "tokens": tokens},
-        "budget": run.config.get("budget", {}),
+        # each budget line: what it allows (wall clock in seconds) and what is spent
+        "budget": {
+            name: {"limit": _limit(name, limits.get(name)), "spent": spent[name]} for name in spent
+        },
         "awaiting_review": sum(n.status is NodeStatus.AWAITING_APPROVAL for n in nodes),
     }
 
 
 def _run_nodes(archive: Archive, run_id: str) -> set[str]:
     return {n.id for n in archive.nodes() if n.run_id == run_id}
+
+
+def _limit(name: str, value: Any) -> float | None:
+    if value is None or name != "wall_clock":
+        return value
+    return _seconds(value)
+
+
+def _seconds(value: str | float) -> float:
+    """Seconds of a duration as the config stores it (ISO 8601, `PT36H`) or a number."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(timedelta).validate_python(value).total_seconds()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -93,6 +93,8 @@ def test_a_run_grows_the_archive_and_continues_without_repeating_work(base_image
     status = json.loads(run_dgm("status", "--archive", str(tmp_path / "archive"), "--json").stdout)
     assert (status["name"], status["state"], status["units_done"]) == ("e2e", "finished", 8)
     assert status["nodes"] == 3 and status["in_flight"] == 0
+    assert status["budget"]["expansions"] == {"limit": 2, "spent": 2}
+    assert status["budget"]["evaluations"] == {"limit": None, "spent": 6}
 
 
 def test_killed_at_random_moments_and_continued(base_image, fm, tmp_path):

@@ -84,7 +84,18 @@ def status(
     )
     spend = found["spend"]
     console.print(f"spent ${spend['usd']:.4f} and {spend['tokens']} tokens")
-    for name_, limit in found["budget"].items():
-        if limit is not None:
-            console.print(f"  budget {name_}: {limit}")
+    for name_, line in found["budget"].items():
+        if line["limit"] is not None:
+            console.print(
+                f"  budget {name_}: {_amount(name_, line['spent'])} of "
+                f"{_amount(name_, line['limit'])}"
+            )
     console.print(f"nodes awaiting review: {found['awaiting_review']}")
+
+
+def _amount(name: str, value: float) -> str:
+    if name == "usd":
+        return f"${value:.4f}"
+    if name == "wall_clock":
+        return f"{value / 3600:.2f} h"
+    return str(int(value))
