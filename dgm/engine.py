@@ -158,7 +158,7 @@ class Engine:
             status = "stopped" if report.reason in ("interrupted", "terminated") else "finished"
             archive.finish_run(run.id, status, report.reason)
             self._log_line("run_" + status, reason=report.reason)
-            best, score = self._best()
+            best, score = self.best()
             return Outcome(run.id, c.name, report.reason, report.units_done, best, score, held_out)
         finally:
             if getattr(self, "_log", None):
@@ -268,30 +268,31 @@ class Engine:
 
     def _held_out(self, tasks: list[str]) -> tuple[int, int]:
         """The run's answer on tasks the search never saw."""
-        best, _ = self._best()
+        best, _ = self.best()
         if best is None:
             return (0, 0)
-        held = Population()
-        held.add(Member(best, None))
+        answer = Member(best, None)
+
+        def finished(unit: Unit, resolved: bool | None) -> None:
+            answer.results[unit.task or ""] = resolved
+
         scheduler = Scheduler(
-            self.config.scheduler.workers,
-            _HeldOut(best, tasks),
-            self._execute,
-            finished=lambda unit, result: held.members[best].results.__setitem__(unit.task, result),
+            self.config.scheduler.workers, _HeldOut(best, tasks), self._execute, finished=finished
         )
         self._scheduler = scheduler
         scheduler.run()
-        resolved, attempted = held.members[best].score()
+        resolved, attempted = answer.score()
         self._log_line("held_out", node=best, resolved=resolved, attempted=attempted)
         return resolved, attempted
 
-    def _best(self) -> tuple[str | None, tuple[int, int]]:
-        ranked = sorted(
-            (m for m in self.population.members.values() if m.admitted and m.score()[1]),
-            key=lambda m: (m.score()[0] / m.score()[1], m.score()[1]),
-            reverse=True,
-        )
-        return (ranked[0].id, ranked[0].score()) if ranked else (None, (0, 0))
+    def best(self) -> tuple[str | None, tuple[int, int]]:
+        """The admitted member with the highest score (then most attempts; then the oldest)."""
+        scored = [(m.score(), m) for m in self.population.members.values() if m.admitted]
+        scored = [(score, m) for score, m in scored if score[1]]
+        if not scored:
+            return None, (0, 0)
+        score, member = max(scored, key=lambda pair: (pair[0][0] / pair[0][1], pair[0][1]))
+        return member.id, score
 
     # -- signals and logs --------------------------------------------------------------------
 

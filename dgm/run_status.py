@@ -18,11 +18,11 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
     run = runs[-1]
     counts = archive.event_counts(run.id)
     done = counts.get("unit_finished", 0) + counts.get("unit_failed", 0)
-    nodes = [n for n in archive.summaries() if n.id in _run_nodes(archive, run.id)]
+    run_nodes = {n.id for n in archive.nodes() if n.run_id == run.id}
+    nodes = [n for n in archive.summaries() if n.id in run_nodes]
     scored = [n for n in nodes if n.status is NodeStatus.ADMITTED and n.score.attempted]
     best = max(scored, key=lambda n: (n.score.value, n.score.attempted), default=None)
     tokens, usd = archive.fm_spend(run.id)
-    run_nodes = _run_nodes(archive, run.id)
     spent = {
         "usd": usd,
         "tokens": tokens,
@@ -54,10 +54,6 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
         },
         "awaiting_review": sum(n.status is NodeStatus.AWAITING_APPROVAL for n in nodes),
     }
-
-
-def _run_nodes(archive: Archive, run_id: str) -> set[str]:
-    return {n.id for n in archive.nodes() if n.run_id == run_id}
 
 
 def _limit(name: str, value: Any) -> float | None:

@@ -35,6 +35,20 @@ def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
     return root
 
 
+def agent_patch(tmp_path: Path, bench, task: str, files: dict[str, str]) -> str:
+    """The patch an agent makes by editing a task's workspace (as the seed agent diffs it)."""
+    from benchmarks.agent_run import git_repository
+
+    repo = tmp_path / "repo"
+    repo.mkdir(parents=True)
+    bench.workspace(task, repo)
+    git_repository(repo)
+    write_files(repo, files)
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    diff = ["git", "-C", str(repo), "diff", "--cached"]
+    return subprocess.run(diff, capture_output=True, text=True, check=True).stdout
+
+
 @pytest.fixture
 def agent_dir(tmp_path: Path) -> Path:
     return write_files(

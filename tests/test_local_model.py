@@ -86,27 +86,26 @@ def test_one_agent_step_through_the_gateway(
     assert (call.model, call.status) == (local.MODEL_NAME, "ok") and call.input_tokens > 100
 
 
-def test_context_overflow_is_typed(providers, archive):
+@pytest.fixture
+def client(providers, archive):
+    """The engine's FM client for the local model, through the gateway under a unit token."""
     with Gateway(GatewaySettings(openai=providers.openai), archive) as gateway:
-        lease = gateway.open_unit("overflow")
-        client = connect(
+        lease = gateway.open_unit("engine")
+        yield connect(
             "openai", local.MODEL_NAME, base_url="http://gateway/v1", token=lease.token,
             socket=gateway.socket_path,
         )  # fmt: skip
-        with pytest.raises(ContextOverflow, match="exceed context window"):
-            client.complete([{"role": "user", "content": "word " * 9000}], max_tokens=8)
 
 
-def test_a_json_schema_holds_the_answer_to_its_shape(providers, archive):
-    with Gateway(GatewaySettings(openai=providers.openai), archive) as gateway:
-        lease = gateway.open_unit("diagnosis")
-        client = connect(
-            "openai", local.MODEL_NAME, base_url="http://gateway/v1", token=lease.token,
-            socket=gateway.socket_path,
-        )  # fmt: skip
-        prompt = "The agent stopped without editing files. Diagnose it. " + DIAGNOSIS_FORMAT
-        answer = client.complete(
-            [{"role": "user", "content": prompt}], max_tokens=300, json_schema=DIAGNOSIS_SCHEMA
-        )
+def test_context_overflow_is_typed(client):
+    with pytest.raises(ContextOverflow, match="exceed context window"):
+        client.complete([{"role": "user", "content": "word " * 9000}], max_tokens=8)
+
+
+def test_a_json_schema_holds_the_answer_to_its_shape(client):
+    prompt = "The agent stopped without editing files. Diagnose it. " + DIAGNOSIS_FORMAT
+    answer = client.complete(
+        [{"role": "user", "content": prompt}], max_tokens=300, json_schema=DIAGNOSIS_SCHEMA
+    )
     # a 135M model's words are not the point: its strings are bounded to fit, so it parses
     assert set(json.loads(answer.text)) == set(DIAGNOSIS_SCHEMA["required"])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +11,7 @@ from benchmarks.agent_run import git_repository
 from benchmarks.base import BenchmarkError
 from benchmarks.polyglot import BUILTIN, PolyglotBenchmark, checkout
 from sandbox.docker_sandbox import DockerSandbox
+from tests.conftest import agent_patch
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +38,6 @@ def test_every_reference_solution_resolves_and_no_starting_code_does(bench):
 def test_the_agent_never_sees_the_tests_or_the_reference(bench, tmp_path):
     bench.workspace("python/lru_cache", tmp_path)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["lru_cache.py"]
-
-
-def agent_patch(tmp_path: Path, bench, task: str, files: dict[str, str]) -> str:
-    """What an agent's edits of the workspace look like as a patch (as the seed agent makes)."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    bench.workspace(task, repo)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "start"], check=True)
-    for name, text in files.items():
-        (repo / name).write_text(text)
-    subprocess.run([*git, "add", "-A"], check=True)
-    return subprocess.run([*git, "diff", "--cached"], capture_output=True, text=True).stdout
 
 
 def test_edits_of_the_tests_are_dropped(bench, tmp_path):

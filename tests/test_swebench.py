@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -11,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from archive.records import EvalStatus
-from benchmarks.agent_run import git_repository
 from benchmarks.base import BenchmarkError
 from benchmarks.swebench import SWEBenchBenchmark, load_rows
 from benchmarks.swebench_suite import builtin_swebench, rows
 from sandbox.docker_sandbox import DockerSandbox
+from tests.conftest import agent_patch
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +25,6 @@ def new_box(docker_client, base_image):
 @pytest.fixture(scope="module")
 def bench(new_box, docker_client) -> SWEBenchBenchmark:
     return builtin_swebench(new_box, docker_client)
-
-
-def agent_patch(tmp_path: Path, bench, task: str, files: dict[str, str]) -> str:
-    """The patch an agent makes by editing its workspace (as the seed agent diffs it)."""
-    repo = tmp_path / "repo"
-    repo.mkdir(parents=True)
-    bench.workspace(task, repo)
-    git_repository(repo)
-    for name, text in files.items():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_text(text)
-    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
-    diff = ["git", "-C", str(repo), "diff", "--cached"]
-    return subprocess.run(diff, capture_output=True, text=True, check=True).stdout
 
 
 def test_the_built_in_suite_is_swebench_shaped(bench):

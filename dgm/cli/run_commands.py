@@ -47,7 +47,7 @@ def run(
 
 
 def _line(engine) -> Text:
-    best, (resolved, attempted) = engine._best()
+    best, (resolved, attempted) = engine.best()
     budget = engine.config.budget
     usd = f"${engine.spend[1]:.4f}" + (f" of ${budget.usd:g}" if budget.usd is not None else "")
     score = f"{resolved}/{attempted}" if best else "-"
