@@ -671,6 +671,18 @@ class Archive:
         with self._read() as conn:
             return [Event(**row) for row in conn.execute(query).mappings()]
 
+    def last_event(self, run_id: str, *kinds: str) -> Event | None:
+        """A run's latest event of one of these kinds."""
+        query = (
+            select(events)
+            .where(events.c.run_id == run_id, events.c.kind.in_(kinds))
+            .order_by(events.c.id.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        return Event(**row) if row else None
+
     def event_counts(self, run_id: str) -> dict[str, int]:
         """How many events of each kind a run has logged."""
         query = (

@@ -10,7 +10,14 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, text
 from sqlalchemy.engine import make_url
 
-from archive.errors import ArchiveBusy, ArchiveError, DatabaseUnavailable, SchemaTooNew
+from archive.errors import (
+    ArchiveBusy,
+    ArchiveError,
+    DatabaseUnavailable,
+    DiskFull,
+    SchemaTooNew,
+    is_disk_full,
+)
 from archive.schema import SCHEMA_REVISION
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -87,6 +94,11 @@ def _translate(error: exc.OperationalError, url: str) -> ArchiveError:
         return ArchiveBusy(
             f"the archive database {safe_url} is locked by another process; "
             "wait for it to finish (or stop it) and try again"
+        )
+    if is_disk_full(error):
+        return DiskFull(
+            f"the disk holding the archive database {safe_url} is full; "
+            "free space there and run the command again"
         )
     first_line = text.splitlines()[0] if text else type(error.orig).__name__
     return DatabaseUnavailable(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import signal
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from archive import Archive
+from archive.errors import DiskFull, is_disk_full
 from archive.records import NodeStatus, Origin, Run
 from benchmarks.base import Benchmark
 from benchmarks.registry import open_benchmark, subset_tasks
@@ -30,10 +32,13 @@ from dgm.fm.providers import open_providers
 from dgm.gateway import Budget as GatewayBudget
 from dgm.gateway import Gateway, GatewaySettings, Spend
 from dgm.policy import EvolutionPolicy, Member, Population, Unit
-from dgm.scheduler import Scheduler
+from dgm.sandbox_pool import SandboxPool
+from dgm.scheduler import Report, Scheduler
 from dgm.selectors import make_selector
 from sandbox.base import SandboxSettings
 from sandbox.factory import open_sandbox
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,6 +68,9 @@ class Engine:
         self.on_change = on_change
         self.in_flight: set[Unit] = set()
         self.units_done = 0
+        self.abandoned = 0
+        self.held_out_progress: tuple[int, int] | None = None
+        """(done, of) tasks of the held-out answer, once it is being measured."""
         self.spend = (0, 0.0)
         self._scheduler: Scheduler | None = None
         self._interrupts = 0
@@ -86,25 +94,13 @@ class Engine:
         return archive.create_run(self.config.name, dump_config(self.config)), False
 
     def _population(self, archive: Archive, run: Run, searched: set[str]) -> Population:
-        population = Population()
-        nodes = [n for n in archive.nodes() if n.run_id == run.id]
-        if not nodes:
+        if not any(n.run_id == run.id for n in archive.nodes()):
             seed = self.config.seed_agent or SEED_AGENT
-            nodes = [archive.add_node(Path(seed), origin=Origin.SEED, run_id=run.id)]
-        for node in nodes:
-            results = {
-                e.task: (e.resolved if e.status.counted else None)
-                for e in archive.evaluations(node.id)
-                if e.benchmark == self.bench.name
-                and e.model == self.config.models.agent
-                and e.task in searched
-            }
-            usable = node.status is not NodeStatus.REJECTED
-            population.add(Member(node.id, node.parent_id, usable=usable, results=results))
-        for node in nodes:  # admitted last, so parents count their admitted children
-            if node.status is NodeStatus.ADMITTED:
-                population.admit(node.id)
-        return population
+            archive.add_node(Path(seed), origin=Origin.SEED, run_id=run.id)
+        return Population.from_archive(
+            archive, run.id, benchmark=self.bench.name, model=self.config.models.agent,
+            tasks=searched,
+        )  # fmt: skip
 
     # -- running -----------------------------------------------------------------------------
 
@@ -132,10 +128,18 @@ class Engine:
                 generation_size=c.scheduler.generation_size, rng=rng,
             )  # fmt: skip
             self.policy = policy
+            self._sandboxes = SandboxPool(
+                lambda settings, unit: open_sandbox(
+                    c.sandbox.backend, settings, run_id=run.id, unit_id=unit
+                )
+            )
             log_dir = archive.root / "runs"
             log_dir.mkdir(exist_ok=True)
             self._log = (log_dir / f"{c.name}-{run.id[:8]}.jsonl").open("a")
-            self._log_line("run_resumed" if resumed else "run_started")
+            self._record(
+                "run_resumed" if resumed else "run_started", benchmark=self.bench.name,
+                model=c.models.agent, searched=sorted(searched), held_out=held,
+            )  # fmt: skip
             with open_providers() as providers:
                 settings = GatewaySettings(
                     openai=providers.openai, anthropic=providers.anthropic,
@@ -157,12 +161,20 @@ class Engine:
                             signal.signal(signum, handler)
             status = "stopped" if report.reason in ("interrupted", "terminated") else "finished"
             archive.finish_run(run.id, status, report.reason)
-            self._log_line("run_" + status, reason=report.reason)
+            self._record("run_" + status, reason=report.reason)
             best, score = self.best()
             return Outcome(run.id, c.name, report.reason, report.units_done, best, score, held_out)
+        except Exception as error:
+            if is_disk_full(error):  # nothing finished is lost; what was in flight runs again
+                raise DiskFull(
+                    f"a disk the run writes to is full (its archive is {archive.root}); "
+                    "free space and run the same command again to continue"
+                ) from error
+            raise
         finally:
             if getattr(self, "_log", None):
-                self._log.close()
+                with contextlib.suppress(OSError):  # a full disk may refuse the last line
+                    self._log.close()
             archive.close()
 
     def _search(self, policy: EvolutionPolicy):
@@ -180,21 +192,27 @@ class Engine:
             c.scheduler.workers, policy, self._execute, finished=self._finished,
             failed=self._failed, spent=self._spent, started=self._started,
         )  # fmt: skip
-        self._scheduler = scheduler
-        report = scheduler.run()
+        report = self._schedule(scheduler)
         if report.reason == "nothing left to do" and policy.expansions_left == 0:
             report.reason = "budget expansions spent"
+        return report
+
+    def _schedule(self, scheduler: Scheduler) -> Report:
+        self._scheduler = scheduler
+        try:
+            report = scheduler.run()
+        except BaseException:  # the units in flight are given up: end them
+            self._sandboxes.abandon()
+            raise
+        self.abandoned += report.abandoned
+        if report.abandoned:  # end them now: nothing they do from here on is recorded
+            self._sandboxes.abandon()
         return report
 
     def _execute(self, unit: Unit) -> Any:
         c = self.config
         box = SandboxSettings(**c.sandbox.model_dump(exclude={"backend"}))
-
-        def new_sandbox(settings):
-            return open_sandbox(
-                c.sandbox.backend, settings, run_id=self.run_row.id, unit_id=str(unit)
-            )
-
+        new_sandbox = self._sandboxes.opener(str(unit))
         if unit.kind == "evaluate":
             result = evaluate(
                 unit.node, self.bench, unit.task or "", archive=self.archive,
@@ -215,6 +233,7 @@ class Engine:
             ),
             sandbox_settings=box, run_id=self.run_row.id,
             rng=random.Random(self.rng.random()), unit_id=str(unit),
+            abandoned=lambda: self._sandboxes.abandoned,
         )  # fmt: skip
         return expansion.child_id, not expansion.reason
 
@@ -222,10 +241,7 @@ class Engine:
         self.in_flight.add(unit)
         kind = "evaluations" if unit.kind == "evaluate" else "expansions"
         self._counts[kind] += 1
-        self.archive.append_event(
-            "unit_started", {"unit": str(unit)}, run_id=self.run_row.id, node_id=unit.node
-        )
-        self._log_line("unit_started", unit=str(unit))
+        self._record("unit_started", unit.node, unit=str(unit))
         self.on_change(self)
 
     def _finished(self, unit: Unit, result: Any) -> None:
@@ -236,6 +252,9 @@ class Engine:
         self._settle(unit, "unit_finished", result=result)
 
     def _failed(self, unit: Unit, error: BaseException) -> None:
+        if is_disk_full(error):  # not the unit's fault: the run stops, the unit runs again
+            raise error
+        log.error("unit %s failed", unit, exc_info=error)
         self.policy.failed(unit)
         self._settle(unit, "unit_failed", error=f"{type(error).__name__}: {error}")
 
@@ -245,24 +264,31 @@ class Engine:
         for node in self.policy.to_admit(self.in_flight):
             self.archive.set_status(node, NodeStatus.ADMITTED, "staged evaluation complete")
             self.population.admit(node)
-        self.archive.append_event(
-            kind, {"unit": str(unit), **details}, run_id=self.run_row.id, node_id=unit.node
-        )
-        self._log_line(kind, unit=str(unit), **details)
+        self._record(kind, unit.node, unit=str(unit), **details)
         self.on_change(self)
 
-    def _spent(self) -> str | None:
+    def budget_used(self) -> dict[str, float]:
+        """Each budget that has a limit: the share of it spent (1.0 and over: all of it)."""
         b = self.config.budget
         tokens, usd = self.spend = self.archive.fm_spend(self.run_row.id)
-        started = self.run_row.started_at
-        checks = [
-            ("usd", b.usd is not None and usd >= b.usd),
-            ("tokens", b.tokens is not None and tokens >= b.tokens),
-            ("evaluations", _reached(self._counts["evaluations"], b.evaluations)),
-            ("wall_clock", b.wall_clock is not None and _now() - started >= b.wall_clock),
-        ]
-        for name, over in checks:
-            if over:
+        elapsed = (_now() - self.run_row.started_at).total_seconds()
+        lines = {
+            "usd": (usd, b.usd),
+            "tokens": (tokens, b.tokens),
+            "evaluations": (self._counts["evaluations"], b.evaluations),
+            "expansions": (self._counts["expansions"], b.expansions),
+            "wall_clock": (elapsed, b.wall_clock and b.wall_clock.total_seconds()),
+        }
+        return {
+            name: spent / limit if limit else 1.0
+            for name, (spent, limit) in lines.items()
+            if limit is not None
+        }
+
+    def _spent(self) -> str | None:
+        for name, share in self.budget_used().items():
+            # expansions: the policy starts no more, and the evaluations they owe go on
+            if share >= 1 and name != "expansions":
                 return f"budget {name} spent"
         return None
 
@@ -272,27 +298,25 @@ class Engine:
         if best is None:
             return (0, 0)
         answer = Member(best, None)
+        self.held_out_progress = (0, len(tasks))
+        self.on_change(self)
 
         def finished(unit: Unit, resolved: bool | None) -> None:
             answer.results[unit.task or ""] = resolved
+            self.held_out_progress = (len(answer.results), len(tasks))
+            self.on_change(self)
 
         scheduler = Scheduler(
             self.config.scheduler.workers, _HeldOut(best, tasks), self._execute, finished=finished
         )
-        self._scheduler = scheduler
-        scheduler.run()
+        self._schedule(scheduler)
         resolved, attempted = answer.score()
-        self._log_line("held_out", node=best, resolved=resolved, attempted=attempted)
+        self._record("held_out", best, resolved=resolved, attempted=attempted)
         return resolved, attempted
 
     def best(self) -> tuple[str | None, tuple[int, int]]:
-        """The admitted member with the highest score (then most attempts; then the oldest)."""
-        scored = [(m.score(), m) for m in self.population.members.values() if m.admitted]
-        scored = [(score, m) for score, m in scored if score[1]]
-        if not scored:
-            return None, (0, 0)
-        score, member = max(scored, key=lambda pair: (pair[0][0] / pair[0][1], pair[0][1]))
-        return member.id, score
+        member, score = self.population.best()
+        return (member.id if member else None), score
 
     # -- signals and logs --------------------------------------------------------------------
 
@@ -314,9 +338,12 @@ class Engine:
             signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)
         }
 
-    def _log_line(self, kind: str, **details: Any) -> None:
-        line = {"time": _now().isoformat(), "event": kind, "run": self.run_row.id, **details}
-        self._log.write(json.dumps(line, default=str) + "\n")
+    def _record(self, kind: str, node: str | None = None, **details: Any) -> None:
+        """An event in the archive (what `dgm status` reads) and a line of the run's log."""
+        self.archive.append_event(kind, details, run_id=self.run_row.id, node_id=node)
+        line = {"time": _now().isoformat(), "event": kind, "run": self.run_row.id}
+        line |= {"node": node} if node else {}
+        self._log.write(json.dumps(line | details, default=str) + "\n")
         self._log.flush()
 
 
@@ -335,10 +362,6 @@ def _reap(run_id: str) -> None:
 
     with contextlib.suppress(SandboxError):  # no Docker engine: nothing of ours runs in one
         reap(connect(), run_id)
-
-
-def _reached(count: int, limit: int | None) -> bool:
-    return limit is not None and count >= limit
 
 
 def _now() -> datetime:

@@ -17,6 +17,7 @@ from archive.records import EvalStatus, Evaluation, EvaluationResult
 from benchmarks.agent_run import run_agent, task_repository
 from benchmarks.base import Benchmark, BenchmarkError
 from dgm.gateway import Gateway
+from dgm.sandbox_pool import Abandoned
 from sandbox.base import ExecStatus, Sandbox, SandboxError, SandboxSettings
 
 
@@ -84,6 +85,8 @@ def evaluate(
                     sandbox, agent, repo, statement, env=lease.env(box.gateway_port),
                     model=model, max_steps=max_steps, timeout_s=timeout_s,
                 )  # fmt: skip
+        except Abandoned:
+            raise  # not a result: the unit runs again when the run continues
         except SandboxError as error:
             return harness_error(f"the agent's sandbox failed: {error}")
         finally:

@@ -32,6 +32,7 @@ from benchmarks.agent_run import git_repository, run_agent
 from dgm.fm.client import FMClient, api_for, connect
 from dgm.fm.errors import FMError
 from dgm.gateway import Gateway, Spend
+from dgm.sandbox_pool import Abandoned
 from sandbox.base import Sandbox, SandboxSettings, in_folder
 
 SEED_AGENT = Path(__file__).with_name("seed_agent")
@@ -154,7 +155,9 @@ def expand(
     run_id: str | None = None,
     rng: random.Random | None = None,
     unit_id: str = "expand",
+    abandoned: Callable[[], bool] = lambda: False,
 ) -> Expansion:
+    """`abandoned()` says the run gave this unit up: an FM call it cut short is no result."""
     s, rng = settings or ExpansionSettings(), rng or random.Random()
     box = (sandbox_settings or SandboxSettings()).model_copy(
         update={"gateway_socket": gateway.socket_path}
@@ -180,6 +183,8 @@ def expand(
                 entry, code, evaluations, archive, tasks, gateway, lease.token, s
             )
         except FMError as error:
+            if abandoned():
+                raise Abandoned("the run abandoned this unit") from error
             return _failed(archive, result, f"diagnosis failed: {error}", run_id)
         finally:
             result.cost = _plus(result.cost, gateway.close_unit(lease))

@@ -20,6 +20,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Literal
 
+from archive import Archive
+from archive.records import NodeStatus
 from dgm.selectors import Candidate, Selector
 
 
@@ -55,6 +57,37 @@ class Member:
 class Population:
     def __init__(self) -> None:
         self.members: dict[str, Member] = {}
+
+    @classmethod
+    def from_archive(
+        cls, archive: Archive, run_id: str, *, benchmark: str, model: str, tasks: set[str]
+    ) -> Population:
+        """A run's nodes with their results on `tasks` (those the search evaluates on) by the
+        agent model; rejected children are unusable, admitted ones counted by their parents."""
+        population = cls()
+        nodes = [n for n in archive.nodes() if n.run_id == run_id]
+        for node in nodes:
+            results = {
+                e.task: (e.resolved if e.status.counted else None)
+                for e in archive.evaluations(node.id)
+                if (e.benchmark, e.model) == (benchmark, model) and e.task in tasks
+            }
+            usable = node.status is not NodeStatus.REJECTED
+            population.add(Member(node.id, node.parent_id, usable=usable, results=results))
+        for node in nodes:  # admitted last, so parents count their admitted children
+            if node.status is NodeStatus.ADMITTED:
+                population.admit(node.id)
+        return population
+
+    def best(self) -> tuple[Member | None, tuple[int, int]]:
+        """The admitted member with the highest score, then the most attempts, then the
+        oldest; with its (resolved, attempted)."""
+        scored = [(m.score(), m) for m in self.members.values() if m.admitted]
+        scored = [(score, m) for score, m in scored if score[1]]
+        if not scored:
+            return None, (0, 0)
+        score, member = max(scored, key=lambda pair: (pair[0][0] / pair[0][1], pair[0][1]))
+        return member, score
 
     def add(self, member: Member) -> None:
         self.members[member.id] = member

@@ -8,6 +8,7 @@ from typing import Any
 from archive import Archive
 from archive.errors import InvalidArgument
 from archive.records import NodeStatus
+from dgm.policy import Population
 
 
 def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
@@ -18,15 +19,21 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
     run = runs[-1]
     counts = archive.event_counts(run.id)
     done = counts.get("unit_finished", 0) + counts.get("unit_failed", 0)
-    run_nodes = {n.id for n in archive.nodes() if n.run_id == run.id}
-    nodes = [n for n in archive.summaries() if n.id in run_nodes]
-    scored = [n for n in nodes if n.status is NodeStatus.ADMITTED and n.score.attempted]
-    best = max(scored, key=lambda n: (n.score.value, n.score.attempted), default=None)
+    run_nodes = [n for n in archive.nodes() if n.run_id == run.id]
+    started = archive.last_event(run.id, "run_started", "run_resumed")
+    tasks = started.payload if started else {}
+    # the search's own figures: its tasks, not the held-out ones
+    population = Population.from_archive(
+        archive, run.id, benchmark=tasks.get("benchmark", ""), model=tasks.get("model", ""),
+        tasks=set(tasks.get("searched", [])),
+    )  # fmt: skip
+    best, (resolved, attempted) = population.best()
+    held_out = archive.last_event(run.id, "held_out")
     tokens, usd = archive.fm_spend(run.id)
     spent = {
         "usd": usd,
         "tokens": tokens,
-        "evaluations": sum(len(archive.evaluations(n)) for n in run_nodes),
+        "evaluations": sum(len(m.results) for m in population.members.values()),
         "expansions": max(0, len(run_nodes) - 1) + counts.get("expansion_failed", 0),
         "wall_clock": ((run.finished_at or _now()) - run.started_at).total_seconds(),
     }
@@ -41,10 +48,11 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "units_done": done,
         "in_flight": max(0, counts.get("unit_started", 0) - done) if run.status == "running" else 0,
-        "nodes": len(nodes),
-        "best": (
-            {"id": best.id, "resolved": best.score.resolved, "attempted": best.score.attempted}
-            if best
+        "nodes": len(run_nodes),
+        "best": {"id": best.id, "resolved": resolved, "attempted": attempted} if best else None,
+        "held_out": (
+            {k: held_out.payload[k] for k in ("resolved", "attempted")} | {"id": held_out.node_id}
+            if held_out
             else None
         ),
         "spend": {"usd": usd, "tokens": tokens},
@@ -52,7 +60,7 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
         "budget": {
             name: {"limit": _limit(name, limits.get(name)), "spent": spent[name]} for name in spent
         },
-        "awaiting_review": sum(n.status is NodeStatus.AWAITING_APPROVAL for n in nodes),
+        "awaiting_review": sum(n.status is NodeStatus.AWAITING_APPROVAL for n in run_nodes),
     }
 
 

@@ -32,6 +32,8 @@ class Report:
     stopped_s: float
     """When the stop came (the end, when there was nothing left to do)."""
     workers: int
+    abandoned: int = 0
+    """Units left in flight by an abandoning stop."""
 
     def utilisation(self, until: float | None = None) -> float:
         """Worker time spent on units over workers x time, up to `until` (default: the end)."""
@@ -48,14 +50,15 @@ class Scheduler:
         execute: Callable[[Unit], Any],
         *,
         finished: Callable[[Unit, Any], None] = lambda unit, result: None,
-        failed: Callable[[Unit, BaseException], None] = lambda unit, error: None,
+        failed: Callable[[Unit, BaseException], None] | None = None,
         spent: Callable[[], str | None] = lambda: None,
         started: Callable[[Unit], None] = lambda unit: None,
     ):
         """`execute` runs a unit in a worker thread; `finished` / `failed` take its outcome in
         the scheduler's thread (one at a time); `spent` names a spent budget, or None."""
         self.workers, self.policy, self.execute = workers, policy, execute
-        self._finished, self._failed, self._spent, self._started = finished, failed, spent, started
+        self._finished, self._spent, self._started = finished, spent, started
+        self._failed = failed or _log_failure
         self._stop: str | None = None
         self._abandon = threading.Event()
         self.in_flight: dict[Future, Unit] = {}
@@ -72,36 +75,45 @@ class Scheduler:
         stopped: float | None = None
         # not a `with` block: abandoning must not wait for the threads still running
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dgm-unit")
-        while True:
-            while self._stop is None and len(self.in_flight) < self.workers:
-                if reason := self._spent():  # before each unit
-                    self.stop(reason)
+        try:
+            while True:
+                while self._stop is None and len(self.in_flight) < self.workers:
+                    if reason := self._spent():  # before each unit
+                        self.stop(reason)
+                        break
+                    unit = self.policy.next_unit(set(self.in_flight.values()))
+                    if unit is None:
+                        break
+                    self._started(unit)
+                    self.in_flight[pool.submit(self._timed, unit)] = unit
+                if self._stop is not None and stopped is None:
+                    stopped = time.monotonic() - start
+                if not self.in_flight or self._abandon.is_set():
                     break
-                unit = self.policy.next_unit(set(self.in_flight.values()))
-                if unit is None:
-                    break
-                self._started(unit)
-                self.in_flight[pool.submit(self._timed, unit)] = unit
-            if self._stop is not None and stopped is None:
-                stopped = time.monotonic() - start
-            if not self.in_flight or self._abandon.is_set():
-                break
-            finished, _ = wait(self.in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
-            for future in finished:
-                unit = self.in_flight.pop(future)
-                try:
-                    result, began, ended = future.result()
-                except Exception as error:  # a bug or a broken machine: log it, go on
-                    log.exception("unit %s failed", unit)
-                    self._failed(unit, error)
-                else:
-                    spans.append((began - start, ended - start))
-                    self._finished(unit, result)
-        pool.shutdown(wait=not self._abandon.is_set(), cancel_futures=True)
+                finished, _ = wait(self.in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    unit = self.in_flight.pop(future)
+                    try:
+                        result, began, ended = future.result()
+                    except Exception as error:  # a bug or a broken machine: the unit failed
+                        self._failed(unit, error)
+                    else:
+                        spans.append((began - start, ended - start))
+                        self._finished(unit, result)
+        except BaseException:  # a callback could not go on: nobody will take these results
+            self._abandon.set()
+            raise
+        finally:
+            pool.shutdown(wait=not self._abandon.is_set(), cancel_futures=True)
         wall = time.monotonic() - start
         reason = self._stop or "nothing left to do"
-        return Report(reason, len(spans), spans, wall, stopped or wall, self.workers)
+        abandoned = len(self.in_flight) if self._abandon.is_set() else 0
+        return Report(reason, len(spans), spans, wall, stopped or wall, self.workers, abandoned)
 
     def _timed(self, unit: Unit) -> tuple[Any, float, float]:
         began = time.monotonic()
         return self.execute(unit), began, time.monotonic()
+
+
+def _log_failure(unit: Unit, error: BaseException) -> None:
+    log.error("unit %s failed", unit, exc_info=error)

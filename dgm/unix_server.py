@@ -39,7 +39,8 @@ class UnixServer:
             log_level="warning",
             access_log=False,
             lifespan="on",
-            timeout_graceful_shutdown=5,  # a stream still open at the end is cut
+            # requests still open at the end belong to units given up on: cut them at once
+            timeout_graceful_shutdown=0,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=f"dgm-{name}", daemon=True)

@@ -10,6 +10,7 @@ program rather than an OOM kill), and the disk limit bounds each file, not the f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import selectors
@@ -43,6 +44,7 @@ class BwrapSandbox:
         if self._user:
             os.chown(self._host, self._user.pw_uid, self._user.pw_gid)
         self._dead: str | None = None
+        self._running: set[int] = set()  # process groups of commands still running
 
     def __enter__(self) -> BwrapSandbox:
         return self
@@ -51,6 +53,10 @@ class BwrapSandbox:
         self.close()
 
     def close(self) -> None:
+        self._dead = self._dead or "closed"
+        for group in list(self._running):  # a close from another thread ends them too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
         shutil.rmtree(self._host, ignore_errors=True)
 
     # -- files -------------------------------------------------------------------------------
@@ -106,6 +112,7 @@ class BwrapSandbox:
         )
         if stdin is not None:
             threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
+        self._running.add(proc.pid)
         with proc:
             status, out, err = self._read(proc, deadline)
             code = None
@@ -114,9 +121,13 @@ class BwrapSandbox:
                     code = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     status = ExecStatus.TIMEOUT
+                if self._dead == "closed":  # closed under it: the sandbox failed, as in Docker
+                    status, code = ExecStatus.ERROR, None
             if status is not ExecStatus.OK:
                 self._dead = status.value
-                os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # a close killed it already
+                    os.killpg(proc.pid, signal.SIGKILL)
+        self._running.discard(proc.pid)
         return ExecResult(
             status,
             code,

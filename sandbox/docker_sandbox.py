@@ -162,6 +162,7 @@ class DockerSandbox:
         self.close()
 
     def close(self) -> None:
+        self._dead = self._dead or "closed"
         try:
             self._container.remove(force=True)
         except NotFound:
@@ -272,7 +273,9 @@ class DockerSandbox:
             left = deadline - time.monotonic()
             if left <= 0:
                 return ExecStatus.TIMEOUT, bytes(streams[1]), bytes(streams[2])
-            ready, _, _ = select.select([raw], [], [], left)
+            ready, _, _ = select.select([raw], [], [], min(left, 0.5))
+            if self._dead:  # closed from another thread (gVisor may keep the stream open)
+                return ExecStatus.ERROR, bytes(streams[1]), bytes(streams[2])
             if not ready:
                 continue
             chunk = raw.recv(1 << 16)

@@ -3,19 +3,24 @@ SIGKILL at random moments and continued, many times."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import json
 import os
 import random
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from archive import Archive
+from dgm.cli.run_commands import live_view
 from dgm.config import ConfigError, load_config
 from dgm.engine import Engine
 from tests.conftest import DGM, run_dgm
@@ -44,12 +49,12 @@ def respond(request: Request) -> Reply:
     return Reply("I will leave this one.")  # the agent on a task: an empty patch
 
 
-def write_config(tmp_path: Path, **extra: str) -> Path:
+def write_config(tmp_path: Path, archive: Path | None = None, **extra: str) -> Path:
     stage = tmp_path / "stage.txt"
     stage.write_text("python/shout\npython/clamp\n")
     config = tmp_path / "run.yaml"
     config.write_text(
-        f"name: e2e\narchive: {tmp_path / 'archive'}\n"
+        f"name: e2e\narchive: {archive or tmp_path / 'archive'}\n"
         f"benchmark:\n  name: builtin-polyglot\n  stages:\n    - subset: {stage}\n"
         "models:\n  agent: agent-model\n  self_modification: self-model\n"
         "  diagnosis: diagnosis-model\n"
@@ -72,8 +77,11 @@ def unit_events(archive: Archive) -> list[tuple[str, str]]:
     return [(e.kind, e.payload["unit"]) for e in archive.events() if e.kind.startswith("unit_")]
 
 
-def test_a_run_grows_the_archive_and_continues_without_repeating_work(base_image, fm, tmp_path):
-    config = load_config(write_config(tmp_path))
+@pytest.mark.parametrize("mode", ["async", "generational"])
+def test_a_run_grows_the_archive_and_continues_without_repeating_work(
+    base_image, fm, tmp_path, mode
+):
+    config = load_config(write_config(tmp_path), [f"scheduler.mode={mode}"])
     first = Engine(config).run()
     assert first.reason == "budget expansions spent"
     with Archive.open(tmp_path / "archive") as archive:
@@ -147,9 +155,23 @@ def test_the_answer_is_measured_on_held_out_tasks(base_image, fm, tmp_path):
     held.write_text("python/roman\n")
     path = write_config(tmp_path)
     config = load_config(path, ["budget.expansions=0", f"benchmark.held_out={held}"])
-    outcome = Engine(config).run()
+    shown: list[str] = []  # what the live display showed after each change
+
+    def show(engine: Engine) -> None:
+        console = Console(record=True, width=100, file=io.StringIO())
+        console.print(live_view(engine))
+        shown.append(console.export_text())
+
+    outcome = Engine(config, on_change=show).run()
     assert (outcome.reason, outcome.units_done) == ("budget expansions spent", 2)
     assert outcome.held_out == (0, 1)  # the seed, on a task the search never saw
+    assert "2 units done, 0 in flight, best 0/2" in shown[-3]
+    assert "100% of budget expansions" in shown[-3]
+    assert "measuring the answer on held-out tasks: 1/1" in shown[-1]
+    status = json.loads(run_dgm("status", "--archive", str(tmp_path / "archive"), "--json").stdout)
+    assert (status["best"]["resolved"], status["best"]["attempted"]) == (0, 2)  # searched only
+    assert status["budget"]["evaluations"]["spent"] == 2
+    assert status["held_out"] == {"id": status["best"]["id"], "resolved": 0, "attempted": 1}
     with Archive.open(tmp_path / "archive") as archive:
         [seed] = archive.nodes()
         assert sorted(e.task for e in archive.evaluations(seed.id)) == [
@@ -183,6 +205,88 @@ def test_ctrl_c_finishes_the_units_in_flight_and_the_run_continues(base_image, f
     assert finished.returncode == 0, finished.stderr.decode()
     status = json.loads(run_dgm("status", "--archive", str(tmp_path / "archive"), "--json").stdout)
     assert (status["state"], status["reason"]) == ("finished", "budget expansions spent")
+
+
+def test_a_second_ctrl_c_abandons_the_units_in_flight_and_they_run_again(base_image, tmp_path):
+    release = threading.Event()
+
+    def stalled(request: Request) -> Reply:  # the agent waits on its FM until released
+        if request.body["model"] == "agent-model":
+            release.wait(120)
+        return respond(request)
+
+    with ScriptedFM(responder=stalled) as fm:
+        env = {**os.environ, "OPENAI_API_KEY": "sk-run", "OPENAI_BASE_URL": fm.openai_base_url}
+        config = write_config(tmp_path)
+        process = subprocess.Popen([DGM, "run", str(config)], env=env, stderr=subprocess.PIPE)
+        for _ in range(1200):  # until both workers' agents are waiting on the FM
+            if sum(r.body["model"] == "agent-model" for r in fm.requests) >= 2:
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        # it does not wait for the stalled FM calls
+        assert process.wait(timeout=20) == 0, process.stderr.read().decode()
+        release.set()
+        with Archive.open(tmp_path / "archive") as archive:
+            events = unit_events(archive)
+            assert [kind for kind, _ in events] == ["unit_started", "unit_started"]
+            [seed] = archive.nodes()
+            assert archive.evaluations(seed.id) == []  # killed sandboxes are no result
+            [run] = archive.runs()
+            assert (run.status, run.stop_reason) == ("stopped", "interrupted")
+        left = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=dgm.run={run.id}"], capture_output=True
+        )
+        assert left.stdout.strip() == b""
+        again = subprocess.run([DGM, "run", str(config)], env=env, capture_output=True, timeout=600)
+        assert again.returncode == 0, again.stderr.decode()
+        with Archive.open(tmp_path / "archive") as archive:
+            evaluations = [e for n in archive.nodes() for e in archive.evaluations(n.id)]
+            assert {e.attempt for e in evaluations} == {1} and len(evaluations) == 6
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small disk needs root")
+def test_a_full_disk_stops_the_run_in_one_line_and_it_continues_once_space_is_freed(
+    base_image, tmp_path
+):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)], check=True)
+    filler = disk / "filler"
+    requests = itertools.count(1)
+
+    def filling(request: Request) -> Reply:
+        if next(requests) == 4:  # mid-run: the disk fills up (as another program might)
+            with filler.open("wb") as f, contextlib.suppress(OSError):
+                for size in (1 << 20, 512):
+                    while True:
+                        f.write(b"\0" * size)
+                        f.flush()
+        return respond(request)
+
+    try:
+        with ScriptedFM(responder=filling) as fm:
+            env = {**os.environ, "OPENAI_API_KEY": "sk-run", "OPENAI_BASE_URL": fm.openai_base_url}
+            config = write_config(tmp_path, archive=disk / "archive")
+            full = subprocess.run([DGM, "run", str(config)], env=env, capture_output=True)
+            assert full.returncode == 2
+            error = full.stderr.decode()
+            assert "Traceback" not in error
+            assert error.splitlines()[-1].startswith("dgm: error: a disk the run writes to is full")
+            filler.unlink()
+            again = subprocess.run([DGM, "run", str(config)], env=env, capture_output=True)
+            assert again.returncode == 0, again.stderr.decode()
+            with Archive.open(disk / "archive") as archive:
+                assert archive.check().ok
+                [run] = archive.runs()
+                assert (run.status, run.stop_reason) == ("finished", "budget expansions spent")
+                nodes = [n for n in archive.nodes() if n.status.value != "rejected"]
+                evaluations = [(n.id, e.task) for n in nodes for e in archive.evaluations(n.id)]
+                assert sorted(Counter(evaluations).values()) == [1] * 2 * len(nodes)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
 def test_budgets_stop_the_run_and_say_which(base_image, fm, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from sandbox.base import ExecStatus, SandboxError, SandboxSettings
@@ -78,6 +80,17 @@ def test_sleep_forever_times_out(new_sandbox, sandbox):
     with pytest.raises(SandboxError, match="start a new one"):
         sandbox.exec(["true"])
     assert_next_sandbox_works(new_sandbox)
+
+
+def test_closing_it_from_another_thread_ends_the_command_running_in_it(sandbox):
+    # how a run abandons its units: their sandboxes are closed under them
+    closer = threading.Timer(1.0, sandbox.close)
+    closer.start()
+    result = sandbox.exec(["sh", "-c", "sleep 600 & sleep 600"], timeout_s=120)
+    closer.join()
+    assert result.status is ExecStatus.ERROR and result.duration_s < 30
+    with pytest.raises(SandboxError, match="start a new one"):
+        sandbox.exec(["true"])
 
 
 def test_fork_bomb_is_contained(new_sandbox, sandbox):

@@ -6,7 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Group
 from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
 from rich.text import Text
 
 from dgm.cli.common import DEFAULT_ARCHIVE, ArchiveOption, JsonOption, console, print_json
@@ -27,14 +30,16 @@ def run(
         bool, typer.Option(help="Continue the run of this name (re-running does too).")
     ] = False,
 ) -> None:
-    """Grow the archive: expand parents and evaluate children until a budget is spent or
-    nothing is left to do. Running the same configuration again continues the run."""
+    """Grow the archive until a budget is spent or nothing is left to do.
+
+    Running the same configuration again continues the run.
+    """
     from dgm.config import load_config
     from dgm.engine import Engine
 
     settings = load_config(config, set_ or [])
     with Live(Text("starting"), console=console, transient=True, refresh_per_second=2) as live:
-        outcome = Engine(settings, on_change=lambda e: live.update(_line(e))).run(resume=resume)
+        outcome = Engine(settings, on_change=lambda e: live.update(live_view(e))).run(resume=resume)
     best = (
         f"{outcome.best[:8]} {outcome.best_score[0]}/{outcome.best_score[1]}"
         if outcome.best
@@ -46,15 +51,28 @@ def run(
         console.print(f"held-out tasks: {outcome.held_out[0]}/{outcome.held_out[1]} resolved")
 
 
-def _line(engine) -> Text:
-    best, (resolved, attempted) = engine.best()
+def live_view(engine) -> Group:
+    """What the run is doing, and a bar of its most spent budget."""
+    used = engine.budget_used()
+    if engine.held_out_progress:
+        done, of = engine.held_out_progress
+        text = f"measuring the answer on held-out tasks: {done}/{of}"
+    else:
+        best, (resolved, attempted) = engine.best()
+        text = (
+            f"{engine.units_done} units done, {len(engine.in_flight)} in flight, "
+            f"best {f'{resolved}/{attempted}' if best else '-'}"
+        )
     budget = engine.config.budget
-    usd = f"${engine.spend[1]:.4f}" + (f" of ${budget.usd:g}" if budget.usd is not None else "")
-    score = f"{resolved}/{attempted}" if best else "-"
-    return Text(
-        f"{engine.units_done} units done, {len(engine.in_flight)} in flight, "
-        f"best {score}, spent {usd}"
+    text += f", spent ${engine.spend[1]:.4f}" + (f" of ${budget.usd:g}" if budget.usd else "")
+    if not used:
+        return Group(Text(text))
+    name, share = max(used.items(), key=lambda item: item[1])
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(
+        ProgressBar(total=1.0, completed=min(share, 1.0), width=40), f"{share:.0%} of budget {name}"
     )
+    return Group(Text(text), bar)
 
 
 def status(
@@ -82,6 +100,11 @@ def status(
         if best
         else "best node: none yet"
     )
+    if held := found["held_out"]:
+        console.print(
+            f"held-out answer {held['id'][:8]} {held['resolved']}/{held['attempted']}"
+            " on tasks the search never saw"
+        )
     spend = found["spend"]
     console.print(f"spent ${spend['usd']:.4f} and {spend['tokens']} tokens")
     for name_, line in found["budget"].items():

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
+from archive.errors import is_disk_full
 from archive.records import FMCall
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,24 @@ class Ledger:
         self._writer.join()
 
     def _write(self) -> None:
+        unwritten: list[FMCall] = []  # kept to try again: their spend must not be lost
         while (call := self._queue.get()) is not None:
+            unwritten = self._record([*unwritten, call])
+        if unwritten := self._record(unwritten):
+            tokens = sum(c.input_tokens + c.output_tokens for c in unwritten)
+            usd = sum(c.cost_usd for c in unwritten)
+            log.error(
+                "%d FM calls (%d tokens, $%.4f) could not be recorded in the archive",
+                len(unwritten), tokens, usd,
+            )  # fmt: skip
+
+    def _record(self, calls: list[FMCall]) -> list[FMCall]:
+        """Record calls in order; returns those left when the disk filled up."""
+        for i, call in enumerate(calls):
             try:
                 self._sink.record_fm_call(call)
-            except Exception:  # a metering failure must not take the gateway down with it
+            except Exception as error:  # a metering failure must not take the gateway down
+                if is_disk_full(error):
+                    return calls[i:]
                 log.exception("could not record an FM call in the archive: %s", call)
+        return []
