@@ -4,14 +4,24 @@ overrides. Every option has a default that works offline on one machine."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sandbox.base import Backend, SandboxSettings
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(Exception):
@@ -56,8 +66,18 @@ class Models(Strict):
 
 
 class SelectorConfig(Strict):
-    name: Literal["score_child_prop", "random"] = "score_child_prop"
+    name: Literal["score_child_prop", "score_prop", "random", "best", "novelty", "cmp"] = (
+        "score_child_prop"
+    )
     params: dict[str, Any] = {}
+    """The selector's constants, e.g. `{alpha: 0.6, epsilon: 0.01}` for cmp."""
+
+    @model_validator(mode="after")
+    def _known_params(self) -> SelectorConfig:
+        from dgm.selectors import make_selector
+
+        make_selector(self.name, self.params)  # its ValueError names the bad parameter
+        return self
 
 
 class SchedulerConfig(Strict):
@@ -108,6 +128,12 @@ class RunConfig(Strict):
     seed: int | None = None
     """Random seed of the selector and entry choice (None: fresh each run)."""
 
+    @model_validator(mode="after")
+    def _mode_fits_selector(self) -> RunConfig:
+        if self.selector.name == "cmp" and self.scheduler.mode == "generational":
+            raise ValueError("the cmp selector chooses every unit itself: use scheduler.mode async")
+        return self
+
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -136,6 +162,25 @@ def load_config(path: Path | None, overrides: list[str] = ()) -> RunConfig:
             raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from error
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must be a mapping of settings")
+    set_values(data, overrides)
+    return validated(RunConfig, data, f"{path}: " if path else "")
+
+
+def validated(model: type[M], data: dict[str, Any], source: str = "") -> M:
+    """`data` as `model`; the first thing wrong, named by its dotted key, as a ConfigError."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "no such setting"
+        raise ConfigError(f"{source}{where}: {message}" if where else source + message) from error
+
+
+def set_values(data: dict[str, Any], overrides: Iterable[str]) -> None:
+    """Apply `dotted.key=value` overrides to nested settings; values are read as YAML."""
     for override in overrides:
         key, sep, raw = override.partition("=")
         if not sep or not key.strip():
@@ -151,16 +196,6 @@ def load_config(path: Path | None, overrides: list[str] = ()) -> RunConfig:
                 raise ConfigError(f"--set {key}: {part} is not a group of settings")
             target = target.setdefault(part, {})
         target[last] = value
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top)"
-        source = f"{path}: " if path else ""
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "no such setting"
-        raise ConfigError(f"{source}{where}: {message}") from error
 
 
 def dump_config(config: RunConfig) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import logging
 import random
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,7 +66,7 @@ class Engine:
     def __init__(self, config: RunConfig, *, on_change: Callable[[Engine], None] = lambda e: None):
         self.config = config
         self.on_change = on_change
-        self.in_flight: set[Unit] = set()
+        self.in_flight: list[Unit] = []  # two expansions of one parent are two units
         self.units_done = 0
         self.abandoned = 0
         self.held_out_progress: tuple[int, int] | None = None
@@ -126,6 +126,7 @@ class Engine:
                 self.population, stages, [s.threshold for s in c.benchmark.stages],
                 make_selector(c.selector.name, c.selector.params), mode=c.scheduler.mode,
                 generation_size=c.scheduler.generation_size, rng=rng,
+                evaluation_budget=c.budget.evaluations,
             )  # fmt: skip
             self.policy = policy
             self._sandboxes = SandboxPool(
@@ -238,7 +239,7 @@ class Engine:
         return expansion.child_id, not expansion.reason
 
     def _started(self, unit: Unit) -> None:
-        self.in_flight.add(unit)
+        self.in_flight.append(unit)
         kind = "evaluations" if unit.kind == "evaluate" else "expansions"
         self._counts[kind] += 1
         self._record("unit_started", unit.node, unit=str(unit))
@@ -259,7 +260,7 @@ class Engine:
         self._settle(unit, "unit_failed", error=f"{type(error).__name__}: {error}")
 
     def _settle(self, unit: Unit, kind: str, **details: Any) -> None:
-        self.in_flight.discard(unit)
+        self.in_flight.remove(unit)
         self.units_done += 1
         for node in self.policy.to_admit(self.in_flight):
             self.archive.set_status(node, NodeStatus.ADMITTED, "staged evaluation complete")
@@ -315,8 +316,9 @@ class Engine:
         return resolved, attempted
 
     def best(self) -> tuple[str | None, tuple[int, int]]:
-        member, score = self.population.best()
-        return (member.id if member else None), score
+        """The run's answer as its selector chooses it, and its score on the searched tasks."""
+        answer = self.policy.answer()
+        return answer, (self.population.members[answer].score() if answer else (0, 0))
 
     # -- signals and logs --------------------------------------------------------------------
 
@@ -351,7 +353,7 @@ class _HeldOut:
     def __init__(self, node: str, tasks: list[str]):
         self.pending = [Unit("evaluate", node, task) for task in tasks]
 
-    def next_unit(self, in_flight: set[Unit]) -> Unit | None:
+    def next_unit(self, in_flight: Collection[Unit]) -> Unit | None:
         return self.pending.pop(0) if self.pending else None
 
 

@@ -9,6 +9,7 @@ from archive import Archive
 from archive.errors import InvalidArgument
 from archive.records import NodeStatus
 from dgm.policy import Population
+from dgm.selectors import make_selector
 
 
 def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
@@ -27,7 +28,10 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
         archive, run.id, benchmark=tasks.get("benchmark", ""), model=tasks.get("model", ""),
         tasks=set(tasks.get("searched", [])),
     )  # fmt: skip
-    best, (resolved, attempted) = population.best()
+    selector = run.config.get("selector", {})
+    best = make_selector(selector.get("name", "score_child_prop"), selector.get("params", {}))
+    answer = best.answer(population)
+    resolved, attempted = population.members[answer].score() if answer else (0, 0)
     held_out = archive.last_event(run.id, "held_out")
     tokens, usd = archive.fm_spend(run.id)
     spent = {
@@ -49,7 +53,7 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
         "units_done": done,
         "in_flight": max(0, counts.get("unit_started", 0) - done) if run.status == "running" else 0,
         "nodes": len(run_nodes),
-        "best": {"id": best.id, "resolved": resolved, "attempted": attempted} if best else None,
+        "best": {"id": answer, "resolved": resolved, "attempted": attempted} if answer else None,
         "held_out": (
             {k: held_out.payload[k] for k in ("resolved", "attempted")} | {"id": held_out.node_id}
             if held_out

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class Policy(Protocol):
-    def next_unit(self, in_flight: set[Unit]) -> Unit | None: ...
+    def next_unit(self, in_flight: Collection[Unit]) -> Unit | None: ...
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Scheduler:
                     if reason := self._spent():  # before each unit
                         self.stop(reason)
                         break
-                    unit = self.policy.next_unit(set(self.in_flight.values()))
+                    unit = self.policy.next_unit(list(self.in_flight.values()))
                     if unit is None:
                         break
                     self._started(unit)

@@ -3,17 +3,13 @@ selection, and the worker pool: real threads, no archive."""
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 import time
-from collections import Counter
-
-import pytest
 
 from dgm.policy import EvolutionPolicy, Member, Population, Unit
 from dgm.scheduler import Scheduler
-from dgm.selectors import Candidate, RandomSelector, ScoreChildProp
+from dgm.selectors.parents import ScoreChildProp
 
 SMALL, MEDIUM = ["a", "b"], ["c", "d", "e"]
 
@@ -77,22 +73,6 @@ def test_generational_mode_waits_for_the_whole_generation():
         p.evaluated("c1", task, False)
     p.population.admit("c1")
     assert p.next_unit(set()).kind == "expand"  # the next generation
-
-
-def test_score_child_prop_follows_dgm():
-    rule = ScoreChildProp()
-    assert rule.weight(Candidate("x", 0.5, 0)) == pytest.approx(0.5)
-    assert rule.weight(Candidate("x", 0.8, 2)) == pytest.approx(1 / (1 + math.exp(-3)) / 3)
-    candidates = [Candidate("good", 0.9, 0), Candidate("bad", 0.1, 0), Candidate("busy", 0.9, 3)]
-    rng = random.Random(1)
-    drawn = Counter(rule.select(candidates, rng) for _ in range(20000))
-    weights = {c.id: rule.weight(c) for c in candidates}
-    total = sum(weights.values())
-    for name, weight in weights.items():
-        assert drawn[name] / 20000 == pytest.approx(weight / total, abs=0.02)
-    assert {RandomSelector().select(candidates, random.Random(i)) for i in range(50)} == {
-        "good", "bad", "busy"
-    }  # fmt: skip
 
 
 def test_the_scheduler_keeps_every_worker_busy_and_stops_on_a_budget():

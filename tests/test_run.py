@@ -77,11 +77,15 @@ def unit_events(archive: Archive) -> list[tuple[str, str]]:
     return [(e.kind, e.payload["unit"]) for e in archive.events() if e.kind.startswith("unit_")]
 
 
-@pytest.mark.parametrize("mode", ["async", "generational"])
+@pytest.mark.parametrize(
+    ("mode", "selector"),
+    [("async", "score_child_prop"), ("generational", "score_child_prop"), ("async", "cmp")],
+)
 def test_a_run_grows_the_archive_and_continues_without_repeating_work(
-    base_image, fm, tmp_path, mode
+    base_image, fm, tmp_path, mode, selector
 ):
-    config = load_config(write_config(tmp_path), [f"scheduler.mode={mode}"])
+    overrides = [f"scheduler.mode={mode}", f"selector.name={selector}"]
+    config = load_config(write_config(tmp_path), overrides)
     first = Engine(config).run()
     assert first.reason == "budget expansions spent"
     with Archive.open(tmp_path / "archive") as archive:

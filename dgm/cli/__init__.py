@@ -8,7 +8,13 @@ import typer
 
 from archive import ArchiveError
 from benchmarks.base import BenchmarkError
-from dgm.cli import archive_commands, bench_commands, run_commands, sandbox_commands
+from dgm.cli import (
+    archive_commands,
+    bench_commands,
+    run_commands,
+    sandbox_commands,
+    simulate_commands,
+)
 from dgm.config import ConfigError
 from dgm.fm.errors import FMError
 from sandbox.base import SandboxError
@@ -22,6 +28,7 @@ app = typer.Typer(
 )
 archive_commands.register(app)
 run_commands.register(app)
+simulate_commands.register(app)
 app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(bench_commands.app, name="bench")
 

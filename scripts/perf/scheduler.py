@@ -20,7 +20,7 @@ import time
 
 from dgm.policy import EvolutionPolicy, Member, Population, Unit
 from dgm.scheduler import Report, Scheduler
-from dgm.selectors import ScoreChildProp
+from dgm.selectors.parents import ScoreChildProp
 
 SMALL = [f"t{i}" for i in range(6)]
 MEDIUM = [f"t{i}" for i in range(6, 18)]
