@@ -6,6 +6,7 @@ transaction, so a crash can leave an unreferenced object but never a row pointin
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from archive import database
 from archive.blobs import BlobStore
@@ -50,7 +52,16 @@ from archive.records import (
     Run,
     Score,
 )
-from archive.schema import evaluations, events, fm_usage, node_scores, nodes, reviews, runs
+from archive.schema import (
+    code_embeddings,
+    evaluations,
+    events,
+    fm_usage,
+    node_scores,
+    nodes,
+    reviews,
+    runs,
+)
 
 MARKER = "archive.json"
 FORMAT = 1
@@ -668,6 +679,32 @@ class Archive:
 
     def events(self, *, after: int = 0, limit: int = 1000) -> list[Event]:
         query = select(events).where(events.c.id > after).order_by(events.c.id).limit(limit)
+        with self._read() as conn:
+            return [Event(**row) for row in conn.execute(query).mappings()]
+
+    def code_embedding(self, tree: str, model: str) -> bytes | None:
+        """The stored embedding of an agent's code (float32 bytes), if any."""
+        query = select(code_embeddings.c.vector).where(
+            code_embeddings.c.tree == tree, code_embeddings.c.model == model
+        )
+        with self._read() as conn:
+            return conn.execute(query).scalar()
+
+    def put_code_embedding(self, tree: str, model: str, vector: bytes) -> None:
+        """Keep an embedding of an agent's code; the first one kept for a tree stays."""
+        if self.code_embedding(tree, model) is not None:
+            return
+        row = {"tree": tree, "model": model, "vector": vector, "created_at": _now()}
+        with contextlib.suppress(IntegrityError), self._write() as conn:
+            conn.execute(insert(code_embeddings), row)
+
+    def events_of(self, run_id: str, kind: str) -> list[Event]:
+        """A run's events of one kind, oldest first."""
+        query = (
+            select(events)
+            .where(events.c.run_id == run_id, events.c.kind == kind)
+            .order_by(events.c.id)
+        )
         with self._read() as conn:
             return [Event(**row) for row in conn.execute(query).mappings()]
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -22,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 # The newest migration; an archive stamped with anything else is upgraded or refused.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 metadata = MetaData(
     naming_convention={
@@ -175,4 +176,14 @@ events = Table(
     Column("payload", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "run_id", "id"),
+)
+
+code_embeddings = Table(
+    "code_embeddings",
+    metadata,
+    # keyed by the agent's tree: two nodes with the same code share one
+    Column("tree", SHA1, primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("vector", LargeBinary, nullable=False),  # float32, little-endian
+    Column("created_at", UTCDateTime, nullable=False),
 )

@@ -63,6 +63,9 @@ class Models(Strict):
     (each): small local models need far less."""
     diagnosis_max_tokens: int = Field(4096, ge=64)
     """Longest diagnosis answer."""
+    judge: str | None = None
+    """The model that judges whether a child is worthwhile and new (novelty's `judge`);
+    default: the diagnosis model."""
 
 
 class SelectorConfig(Strict):

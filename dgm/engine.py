@@ -20,17 +20,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from archive import Archive
 from archive.errors import DiskFull, is_disk_full
 from archive.records import NodeStatus, Origin, Run
 from benchmarks.base import Benchmark
 from benchmarks.registry import open_benchmark, subset_tasks
 from dgm.config import ConfigError, RunConfig, dump_config
+from dgm.embeddings import MiniLM, code_vector
 from dgm.evaluate import evaluate
 from dgm.expand import SEED_AGENT, ExpansionSettings, expand
 from dgm.fm.providers import open_providers
 from dgm.gateway import Budget as GatewayBudget
 from dgm.gateway import Gateway, GatewaySettings, Spend
+from dgm.judge import Verdict, judge
 from dgm.policy import EvolutionPolicy, Member, Population, Unit
 from dgm.sandbox_pool import SandboxPool
 from dgm.scheduler import Report, Scheduler
@@ -50,6 +54,16 @@ class Outcome:
     best: str | None
     best_score: tuple[int, int]
     held_out: tuple[int, int] | None
+
+
+@dataclass
+class _Grown:
+    """What an expansion unit brings back."""
+
+    child: str | None
+    usable: bool
+    code: np.ndarray | None = None
+    verdict: Verdict | None = None
 
 
 class _Statements:
@@ -129,6 +143,12 @@ class Engine:
                 evaluation_budget=c.budget.evaluations,
             )  # fmt: skip
             self.policy = policy
+            self._embedder = MiniLM() if "code" in policy.selector.needs else None
+            if self._embedder:  # members without an embedding get one (kept in the archive)
+                for member in self.population.members.values():
+                    if member.usable:
+                        vector = code_vector(archive, member.id, self._embedder)
+                        self.population.code[member.id] = vector
             self._sandboxes = SandboxPool(
                 lambda settings, unit: open_sandbox(
                     c.sandbox.backend, settings, run_id=run.id, unit_id=unit
@@ -236,7 +256,30 @@ class Engine:
             rng=random.Random(self.rng.random()), unit_id=str(unit),
             abandoned=lambda: self._sandboxes.abandoned,
         )  # fmt: skip
-        return expansion.child_id, not expansion.reason
+        grown = _Grown(expansion.child_id, not expansion.reason)
+        if grown.child and grown.usable:  # a rejected child is never a parent
+            if self._embedder:
+                grown.code = code_vector(self.archive, grown.child, self._embedder)
+            if "verdicts" in self.policy.selector.needs:
+                grown.verdict = judge(
+                    self.archive, self.gateway, grown.child, self._neighbours(grown),
+                    model=c.models.judge or c.models.diagnosis, run_id=self.run_row.id,
+                )  # fmt: skip
+        return grown
+
+    def _neighbours(self, grown: _Grown, k: int = 5) -> list[str]:
+        """The archive members the judge compares a child with: the nearest in code space
+        when there are embeddings, else its parent and the latest admitted."""
+        members = dict(self.population.members)  # copies: the scheduler thread adds to them
+        code = dict(self.population.code)
+        admitted = [m for m in members.values() if m.admitted and m.id != grown.child]
+        if grown.code is not None and code:
+            near = [m.id for m in admitted if m.id in code]
+            near.sort(key=lambda n: float(np.linalg.norm(code[n] - grown.code)))
+            return near[:k]
+        parent = self.archive.node(grown.child).parent_id if grown.child else None
+        latest = [m.id for m in reversed(admitted) if m.id != parent]
+        return ([parent] if parent else []) + latest[: k - 1]
 
     def _started(self, unit: Unit) -> None:
         self.in_flight.append(unit)
@@ -248,9 +291,14 @@ class Engine:
     def _finished(self, unit: Unit, result: Any) -> None:
         if unit.kind == "evaluate":
             self.policy.evaluated(unit.node, unit.task or "", result)
-        else:
-            self.policy.expanded(unit.node, *result)
-        self._settle(unit, "unit_finished", result=result)
+            self._settle(unit, "unit_finished", result=result)
+            return
+        self.policy.expanded(unit.node, result.child, result.usable)
+        if result.child and result.code is not None:
+            self.population.code[result.child] = result.code
+        if result.child and result.verdict is not None:
+            self.population.judged(result.child, result.verdict.interesting)
+        self._settle(unit, "unit_finished", child=result.child, usable=result.usable)
 
     def _failed(self, unit: Unit, error: BaseException) -> None:
         if is_disk_full(error):  # not the unit's fault: the run stops, the unit runs again

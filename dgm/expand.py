@@ -13,7 +13,6 @@ with the reason, and an expansion without a usable diff is an `expansion_failed`
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import subprocess
@@ -29,7 +28,7 @@ from pydantic import BaseModel
 from archive import Archive
 from archive.records import EvalStatus, Evaluation, NodeStatus, Origin
 from benchmarks.agent_run import git_repository, run_agent
-from dgm.fm.client import FMClient, api_for, connect
+from dgm.fm.client import FMClient, first_json_object
 from dgm.fm.errors import FMError
 from dgm.gateway import Gateway, Spend
 from dgm.sandbox_pool import Abandoned
@@ -180,7 +179,13 @@ def expand(
         lease = gateway.open_unit(f"{unit_id}:diagnose", node_id=parent_id)
         try:
             result.diagnosis = _diagnose(
-                entry, code, evaluations, archive, tasks, gateway, lease.token, s
+                entry,
+                code,
+                evaluations,
+                archive,
+                tasks,
+                gateway.client(s.diagnosis_model, lease),
+                s,
             )
         except FMError as error:
             if abandoned():
@@ -267,8 +272,7 @@ def _diagnose(
     evaluations: Sequence[Evaluation],
     archive: Archive,
     tasks: TaskSource,
-    gateway: Gateway,
-    token: str,
+    client: FMClient,
     s: ExpansionSettings,
 ) -> dict[str, str]:
     if entry in SPECIAL_ENTRIES:
@@ -277,7 +281,7 @@ def _diagnose(
     benchmark, _, task = entry.partition("/")
     attempt = [e for e in evaluations if (e.benchmark, e.task) == (benchmark, task)][-1]
     parts = [
-        "# The coding agent's code\n" + _agent_code(code, s.excerpt_chars),
+        "# The coding agent's code\n" + agent_code(code)[: s.excerpt_chars],
         "# The task it failed\n" + tasks.statement(benchmark, task),
         f"# Result: {attempt.status.value}",
     ]
@@ -287,21 +291,12 @@ def _diagnose(
             text = archive.blobs.get(ref).decode(errors="replace")
             parts.append(f"# The agent's {title}\n" + text[-s.excerpt_chars :])
     messages = [{"role": "user", "content": "\n\n".join(parts) + "\n\n" + DIAGNOSIS_FORMAT}]
-    client: FMClient = connect(
-        api_for(s.diagnosis_model),
-        s.diagnosis_model,
-        base_url="http://gateway/v1"
-        if api_for(s.diagnosis_model) == "openai"
-        else "http://gateway",
-        token=token,
-        socket=gateway.socket_path,
-    )
     system = "You improve coding agents by diagnosing their failures. Answer in JSON only."
     for _ in range(s.diagnosis_attempts):
         answer = client.complete(
             messages, system=system, max_tokens=s.diagnosis_max_tokens, json_schema=DIAGNOSIS_SCHEMA
         )
-        diagnosis = _json_object(answer.text)
+        diagnosis = first_json_object(answer.text)
         if diagnosis and diagnosis.get("problem_description"):
             return {k: str(v) for k, v in diagnosis.items()}
         messages += [
@@ -311,21 +306,11 @@ def _diagnose(
     raise FMError(f"no usable diagnosis in {s.diagnosis_attempts} answers")
 
 
-def _agent_code(code: Path, limit: int) -> str:
+def agent_code(code: Path) -> str:
+    """An agent's Python and Markdown files, each under its path, in path order."""
     files = sorted(p for p in code.rglob("*") if p.is_file() and p.suffix in (".py", ".md"))
     shown = (f"## {p.relative_to(code)}\n```\n{p.read_text(errors='replace')}```" for p in files)
-    return "\n\n".join(shown)[:limit]
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    start = text.find("{")
-    if start < 0:
-        return None
-    try:
-        value, _ = json.JSONDecoder().raw_decode(text[start:])
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+    return "\n\n".join(shown)
 
 
 def _problem_statement(diagnosis: dict[str, str]) -> str:

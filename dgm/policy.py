@@ -57,6 +57,8 @@ class Member:
     clade_successes: int = 0
     clade_failures: int = 0
     """N_s, N_f: the same summed over it and all its descendants."""
+    interesting: bool | None = None
+    """The interestingness judge's verdict, where one was asked for."""
 
     def score(self, tasks: Iterable[str] | None = None) -> tuple[int, int]:
         """(resolved, attempted) over its counted results, or over those of `tasks`."""
@@ -74,6 +76,8 @@ class Population:
         """Every child of a member, admitted or not, in order."""
         self.evaluations = 0
         """Results recorded, harness errors included."""
+        self.code: dict[str, np.ndarray] = {}
+        """Embeddings of members' code, where a selector needs them (novelty in code space)."""
         self.ids: list[str] = []
         self.index: dict[str, int] = {}
         # the counts as columns, for selectors that weigh every member at once
@@ -82,7 +86,8 @@ class Population:
     def columns(self) -> dict[str, np.ndarray]:
         """Per member, in order: own successes and failures, clade successes and failures,
         tasks tried (harness errors included), usable and admitted (1.0 or 0.0), admitted
-        children. Read-only views."""
+        children, dull (1.0: the interestingness judge found it not interesting). Read-only
+        views."""
         view = self._columns[:, : len(self.ids)]
         view.flags.writeable = False
         return dict(zip(_COLUMN_NAMES, view, strict=True))
@@ -106,6 +111,9 @@ class Population:
         for node in nodes:  # admitted last, so parents count their admitted children
             if node.status is NodeStatus.ADMITTED:
                 population.admit(node.id)
+        for event in archive.events_of(run_id, "judged"):
+            if event.node_id in population.members:
+                population.judged(event.node_id, event.payload["interesting"])
         return population
 
     def add(self, member: Member, results: dict[str, bool | None] | None = None) -> None:
@@ -122,6 +130,7 @@ class Population:
         self._columns[_USABLE, row] = float(member.usable)
         self._columns[_ADMITTED, row] = float(member.admitted)
         self._columns[_CHILDREN, row] = member.children
+        self._columns[_DULL, row] = float(member.interesting is False)
         for task, resolved in {**member.results, **(results or {})}.items():
             member.results.pop(task, None)
             self.record(member.id, task, resolved)
@@ -150,6 +159,11 @@ class Population:
             ancestor = self.members.get(ancestor.parent) if ancestor.parent else None
         self._columns[_CLADE, rows] += np.array([[delta_s], [delta_f]])
 
+    def judged(self, node: str, interesting: bool) -> None:
+        """The interestingness judge's verdict on a member."""
+        self.members[node].interesting = interesting
+        self._columns[_DULL, self.index[node]] = float(not interesting)
+
     def admit(self, node: str) -> None:
         member = self.members[node]
         if not member.admitted:
@@ -175,10 +189,12 @@ class Population:
 
 _COLUMN_NAMES = (
     "successes", "failures", "clade_successes", "clade_failures", "tried", "usable", "admitted",
-    "children",
+    "children", "dull",
 )  # fmt: skip
 _COLUMNS = len(_COLUMN_NAMES)
-_OWN, _CLADE, _TRIED, _USABLE, _ADMITTED, _CHILDREN = slice(0, 2), slice(2, 4), 4, 5, 6, 7
+_OWN, _CLADE, _TRIED, _USABLE, _ADMITTED, _CHILDREN, _DULL = (
+    slice(0, 2), slice(2, 4), 4, 5, 6, 7, 8
+)  # fmt: skip
 
 
 class EvolutionPolicy:

@@ -11,7 +11,10 @@ over the tasks. An evaluation is one Bernoulli draw, replaced by a coin flip wit
 where e is heritable noise (a child keeps `heritability` of its parent's) and c is the
 landscape's correlation between how good a node is and how good its children get: -0.8 on a
 mismatch landscape (HGM's metaproductivity-performance mismatch: a high score predicts poor
-children), +0.8 aligned, 0 independent.
+children), +0.8 aligned, 0 independent. Each node also has a synthetic code embedding: its
+parent's plus Gaussian noise (`code_step`), normalised, for novelty in code space; and when
+the selector asks for an interestingness judge, a synthetic one calls a child interesting when
+it beats its parent's true pass rate, right with probability `judge_accuracy`.
 
 The real policy and selector run the search, one unit at a time, until the evaluation budget
 is spent; the figure is the true pass rate of the node the selector answers with.
@@ -51,6 +54,11 @@ class Landscape(BaseModel):
     heritability: float = Field(0.8, ge=0, le=1)
     broken: float = Field(0.1, ge=0, lt=1)
     """Share of children whose own tests fail."""
+    judge_accuracy: float = Field(0.75, ge=0, le=1)
+    """How often the synthetic interestingness judge is right that a child beats its parent."""
+    code_dims: int = Field(16, ge=1)
+    code_step: float = Field(0.3, ge=0)
+    """How far a child's synthetic code embedding moves from its parent's."""
 
     @property
     def c(self) -> float:
@@ -113,6 +121,7 @@ def simulate(sim: Simulation, seed: int) -> Result:
     hidden = {"n0": _Hidden(root_logit, float(draws.normal()), land.root_pass_rate)}
     population = Population()
     population.add(Member("n0", None))
+    population.code["n0"] = _unit(draws.normal(size=land.code_dims))
     policy = EvolutionPolicy(
         population, stages, thresholds, make_selector(sim.selector, sim.params), rng=rng,
         evaluation_budget=sim.evaluations,
@@ -134,7 +143,13 @@ def simulate(sim: Simulation, seed: int) -> Result:
             ) * float(draws.normal())
             child = f"n{len(hidden)}"
             hidden[child] = _Hidden(logit, heritable, rate(logit))
+            code = population.code[unit.node] + draws.normal(0, land.code_step, land.code_dims)
+            population.code[child] = _unit(code)
             policy.expanded(unit.node, child, usable=rng.random() >= land.broken)
+            if "verdicts" in policy.selector.needs:
+                better = hidden[child].rate > parent.rate
+                right = rng.random() < land.judge_accuracy
+                population.judged(child, better if right else not better)
         else:
             task = tasks.index(unit.task or "")
             if rng.random() < land.noise:
@@ -153,6 +168,10 @@ def simulate(sim: Simulation, seed: int) -> Result:
         nodes=len(population.members),
         evaluations=population.evaluations,
     )
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / (np.linalg.norm(vector) or 1.0)
 
 
 def _logit_for(pass_rate: float, difficulty: np.ndarray) -> float:

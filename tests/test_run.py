@@ -41,6 +41,8 @@ def respond(request: Request) -> Reply:
     body = request.body
     if body["model"] == "diagnosis-model":
         return Reply(json.dumps(DIAGNOSIS))
+    if body["model"] == "judge-model":
+        return Reply(json.dumps({"interesting": True, "reason": "nobody kept notes before"}))
     if body["messages"][-1]["role"] == "tool":
         return Reply("Done.")
     if body["model"] == "self-model":  # the parent rewrites itself: a new file each time
@@ -107,6 +109,35 @@ def test_a_run_grows_the_archive_and_continues_without_repeating_work(
     assert status["nodes"] == 3 and status["in_flight"] == 0
     assert status["budget"]["expansions"] == {"limit": 2, "spent": 2}
     assert status["budget"]["evaluations"] == {"limit": None, "spent": 6}
+
+
+def test_novelty_in_code_space_embeds_every_agent_and_asks_a_judge_of_each_child(
+    base_image, fm, tmp_path
+):
+    overrides = [
+        "selector.name=novelty", "selector.params={space: code, judge: true, k: 2}",
+        "models.judge=judge-model",
+    ]  # fmt: skip
+    config = load_config(write_config(tmp_path), overrides)
+    outcome = Engine(config).run()
+    assert outcome.reason == "budget expansions spent"
+    with Archive.open(tmp_path / "archive") as archive:
+        nodes = archive.nodes()
+        children = sorted(n.id for n in nodes if n.parent_id)
+        assert len(nodes) == 3 and len(children) == 2
+        vectors = [archive.code_embedding(n.tree, "all-MiniLM-L6-v2") for n in nodes]
+        assert all(v is not None and len(v) == 384 * 4 for v in vectors)
+        assert len(set(vectors)) == 3  # each agent's code is its own
+        judged = archive.events_of(outcome.run_id, "judged")
+        assert sorted(e.node_id for e in judged) == children
+        assert {e.payload["model"] for e in judged} == {"judge-model"}
+        assert all(e.payload["interesting"] for e in judged)
+    asked = [r.body for r in fm.requests if r.body["model"] == "judge-model"]
+    assert len(asked) == 2 and "NOTES-" in asked[0]["messages"][-1]["content"]
+    assert asked[0]["response_format"]["type"] == "json_schema"
+    again = Engine(config).run()  # nothing is embedded or judged twice
+    assert again.units_done == 0
+    assert len([r for r in fm.requests if r.body["model"] == "judge-model"]) == 2
 
 
 def test_killed_at_random_moments_and_continued(base_image, fm, tmp_path):

@@ -228,3 +228,26 @@ def test_novelty_kept_up_to_date_as_the_archive_grows_equals_a_fresh_count():
     distances = np.sqrt(((vectors[:, None, :] - vectors[None, :, :]) ** 2).sum(axis=2))
     np.fill_diagonal(distances, np.inf)
     assert fresh == pytest.approx(np.sort(distances, axis=1)[:, :3].mean(axis=1))
+
+
+def test_novelty_in_code_space_and_the_judges_penalty():
+    policy = archive_of(
+        {"A": {"a": True, "b": True}, "B": {"a": True, "b": False}, "C": {"a": False, "b": False}}
+    )
+    # code vectors: A and B close together, C far away; a member without one has no novelty
+    policy.population.code.update({"A": np.array([0.0, 0.0]), "B": np.array([0.0, 1.0])})
+    policy.population.code["C"] = np.array([3.0, 4.0])
+    candidates = policy.candidates([])
+    # k = 1: A's nearest is B (1), B's is A (1), C's is B (sqrt 18)
+    assert Novelty(space="code", k=1).novelty(policy, candidates) == pytest.approx(
+        [1.0, 1.0, math.sqrt(18)]
+    )
+    del policy.population.code["C"]
+    assert Novelty(space="code", k=1).novelty(policy, candidates) == pytest.approx([1, 1, 0])
+    assert Novelty(space="code").needs == {"code"}
+    assert Novelty(judge=True).needs == {"verdicts"}
+    # a member the judge found dull keeps judge_penalty of its weight
+    policy.population.judged("B", False)
+    plain = Novelty(weight=0.0).weights(candidates)
+    judged = Novelty(weight=0.0, judge=True, judge_penalty=0.25).weights(candidates)
+    assert judged == pytest.approx(plain * np.array([1.0, 0.25, 1.0]))

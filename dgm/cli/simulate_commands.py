@@ -9,7 +9,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from dgm.cli.common import JsonOption, console, print_json
+from dgm.cli.common import JsonOption, console, print_json, warnings
 
 SELECTORS = ["cmp", "score_child_prop", "score_prop", "novelty", "random", "best"]
 LANDSCAPES = ["mismatch", "aligned", "independent"]
@@ -56,7 +56,7 @@ def simulate(
             set_values(data, set_ or [])
             plans.append(validated(Simulation, data))
     rows = []
-    with Progress(console=console, transient=True) as progress:
+    with Progress(console=warnings, transient=True) as progress:
         task = progress.add_task("simulating", total=len(plans) * seeds)
         for plan in plans:
             start = time.perf_counter()
@@ -68,6 +68,7 @@ def simulate(
                 {
                     "landscape": plan.landscape.kind,
                     "selector": plan.selector,
+                    "params": plan.params,
                     "seeds": seeds,
                     "evaluations": plan.evaluations,
                     "answer": interval([r.answer for r in results]),
@@ -90,11 +91,16 @@ def simulate(
     table.add_column("s/run", justify="right")
     for row in rows:
         table.add_row(
-            row["landscape"], row["selector"], _interval(row["answer"]), _interval(row["found"]),
+            row["landscape"], _named(row["selector"], row["params"]),
+            _interval(row["answer"]), _interval(row["found"]),
             f"{row['score_vs_clade_best'][0]:.2f}", f"{row['nodes']:.0f}",
             f"{row['seconds_per_run']:.2f}",
         )  # fmt: skip
     console.print(table)
+
+
+def _named(selector: str, params: dict) -> str:
+    return selector + (f" ({', '.join(f'{k}={v}' for k, v in params.items())})" if params else "")
 
 
 def _interval(values: tuple[float, float, float]) -> str:

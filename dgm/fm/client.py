@@ -197,3 +197,15 @@ def _message(error: Exception) -> str:
             code = inner.get("code") or inner.get("type") or ""
             return f"{inner['message']} ({code})" if code else str(inner["message"])
     return str(error)
+
+
+def first_json_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object in a model's answer (models wrap it in prose or fences)."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text[start:])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

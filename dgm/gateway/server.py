@@ -132,6 +132,14 @@ class Gateway:
         budget = budget or self.settings.unit_budget
         return Lease(unit_id, self.ledger.open(unit_id, node_id=node_id, budget=budget))
 
+    def client(self, model: str, lease: Lease):
+        """An FM client for `model` that calls through this gateway as the lease's unit."""
+        from dgm.fm.client import api_for, connect
+
+        api = api_for(model)
+        base_url = "http://gateway/v1" if api == "openai" else "http://gateway"
+        return connect(api, model, base_url=base_url, token=lease.token, socket=self.socket_path)
+
     def close_unit(self, lease: Lease) -> Spend:
         return self.ledger.close(lease.token)
 

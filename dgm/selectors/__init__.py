@@ -58,6 +58,9 @@ class Candidates:
 
 class Selector(Protocol):
     name: str
+    needs: frozenset[str]
+    """What the engine must supply beyond results: `code` (embeddings of members' code in
+    `Population.code`), `verdicts` (the interestingness judge's, in `Member.interesting`)."""
 
     def next_unit(self, policy: EvolutionPolicy, in_flight: Collection[Unit]) -> Unit | None:
         """The unit to start now; None: nothing until a unit finishes."""

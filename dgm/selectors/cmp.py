@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 class CMP:
     name = "cmp"
+    needs: frozenset[str] = frozenset()
 
     def __init__(
         self,

@@ -2,16 +2,25 @@
 
     weight = (1 - w) * sigmoid(10 (score - 0.5)) + w * novelty / max(novelty)
 
-where novelty is the mean distance to the k nearest other archive members (admitted, scored)
-in behaviour space: the vector over the run's tasks of 1 (resolved), 0 (failed) and 0.5 (not
-tried, or a harness error), compared by Euclidean distance. The nearest-neighbour distances
-are kept and updated as members join the archive, so a decision in an archive of 10,000
-members costs one pass over them.
+where novelty is the mean Euclidean distance to the k nearest other archive members (admitted,
+scored) in one of two spaces:
+
+- behaviour: the vector over the run's tasks of 1 (resolved), 0 (failed) and 0.5 (not tried,
+  or a harness error);
+- code: the embedding of the agent's code (`dgm.embeddings`; the engine supplies it, the
+  simulator makes synthetic ones). Members without one have no novelty.
+
+With `judge`, an FM judge of interestingness (`dgm.judge`, in the manner of OMNI) is asked of
+each new child whether its change is worthwhile and new beside its nearest archive members; a
+member judged not interesting has its weight multiplied by `judge_penalty`.
+
+The nearest-neighbour distances are kept and updated as members join the archive, so a
+decision in an archive of 10,000 members costs one pass over them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -28,27 +37,46 @@ class Novelty(ParentWeights):
     name = "novelty"
 
     def __init__(
-        self, k: int = 5, weight: float = 0.5, sharpness: float = 10.0, midpoint: float = 0.5
+        self,
+        space: Literal["behaviour", "code"] = "behaviour",
+        k: int = 5,
+        weight: float = 0.5,
+        sharpness: float = 10.0,
+        midpoint: float = 0.5,
+        judge: bool = False,
+        judge_penalty: float = 0.2,
     ):
-        if k < 1 or not 0 <= weight <= 1:
-            raise TypeError("needs k >= 1 and 0 <= weight <= 1")
-        self.k, self.weight, self.sharpness, self.midpoint = k, weight, sharpness, midpoint
+        if k < 1 or not 0 <= weight <= 1 or space not in ("behaviour", "code"):
+            raise TypeError("needs space behaviour or code, k >= 1 and 0 <= weight <= 1")
+        if not 0 <= judge_penalty <= 1:
+            raise TypeError("needs 0 <= judge_penalty <= 1")
+        self.space, self.k, self.weight = space, k, weight
+        self.sharpness, self.midpoint = sharpness, midpoint
+        self.judge, self.judge_penalty = judge, judge_penalty
+        self.needs = frozenset({"code"} if space == "code" else ()) | frozenset(
+            {"verdicts"} if judge else ()
+        )
         self._index: _Neighbours | None = None
 
     def weights(self, candidates: Candidates) -> np.ndarray:
-        quality = _sigmoid(candidates.score, self.sharpness, self.midpoint)
-        if candidates.policy is None or not self.weight:
-            return quality
-        novelty = self.novelty(candidates.policy, candidates)
-        top = float(novelty.max()) if len(novelty) else 0.0
-        scaled = novelty / top if top > 0 else np.zeros_like(novelty)
-        return (1 - self.weight) * quality + self.weight * scaled
+        weights = _sigmoid(candidates.score, self.sharpness, self.midpoint)
+        if candidates.policy is None:
+            return weights
+        if self.weight:
+            novelty = self.novelty(candidates.policy, candidates)
+            top = float(novelty.max()) if len(novelty) else 0.0
+            scaled = novelty / top if top > 0 else np.zeros_like(novelty)
+            weights = (1 - self.weight) * weights + self.weight * scaled
+        if self.judge:
+            dull = candidates.policy.population.columns()["dull"][candidates.rows] > 0
+            weights = np.where(dull, weights * self.judge_penalty, weights)
+        return weights
 
     def novelty(self, policy: EvolutionPolicy, candidates: Candidates) -> np.ndarray:
         """Each candidate's mean distance to its k nearest other archive members."""
         index = self._index
         if index is None or index.tasks != policy.tasks:
-            index = self._index = _Neighbours(policy.tasks, self.k)
+            index = self._index = _Neighbours(policy.tasks, self.k, self.space)
         index.sync(policy.population)
         return index.mean_distance(candidates.rows)
 
@@ -56,11 +84,11 @@ class Novelty(ParentWeights):
 class _Neighbours:
     """Behaviour vectors of the archive's members and each one's k nearest distances."""
 
-    def __init__(self, tasks: list[str], k: int):
-        self.tasks, self.k = list(tasks), k
+    def __init__(self, tasks: list[str], k: int, space: str):
+        self.tasks, self.k, self.space = list(tasks), k, space
         self.position = np.full(0, -1)  # population row -> position here (-1: absent)
         self.tried = np.zeros(0)  # how many results each vector was built from
-        self.vectors = np.zeros((0, len(tasks)))
+        self.vectors: np.ndarray | None = None
         self.nearest = np.zeros((0, k))
 
     def sync(self, population: Population) -> None:
@@ -69,16 +97,23 @@ class _Neighbours:
             grown = np.full(len(population.ids), -1)
             grown[: len(self.position)] = self.position
             self.position = grown
-        (archive,) = np.nonzero((c["admitted"] > 0) & (c["successes"] + c["failures"] > 0))
+        in_archive = (c["admitted"] > 0) & (c["successes"] + c["failures"] > 0)
+        if self.space == "code":
+            in_archive &= np.array([n in population.code for n in population.ids], bool)
+        (archive,) = np.nonzero(in_archive)
         where = self.position[archive]
         known = where >= 0
-        if np.any(c["tried"][archive[known]] != self.tried[where[known]]):
-            self.__init__(self.tasks, self.k)  # a member's results changed: start again
+        if self.space == "behaviour" and np.any(
+            c["tried"][archive[known]] != self.tried[where[known]]
+        ):
+            self.__init__(self.tasks, self.k, self.space)  # results changed: start again
             return self.sync(population)
         new = archive[~known]
         if not len(new):
             return None
         vectors = np.array([self._vector(population, population.ids[r]) for r in new])
+        if self.vectors is None:
+            self.vectors = np.zeros((0, vectors.shape[1]))
         if len(new) > 1 and len(self.vectors) < len(new):  # (re)building: all pairs at once
             self._add_many(new, vectors, c["tried"][new])
         else:
@@ -95,6 +130,8 @@ class _Neighbours:
         return mean
 
     def _vector(self, population: Population, node: str) -> np.ndarray:
+        if self.space == "code":
+            return population.code[node]
         results = population.members[node].results
         return np.array([_value(results.get(t)) for t in self.tasks])
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 class ParentWeights:
     name = "parent-weights"
+    needs: frozenset[str] = frozenset()
 
     def weights(self, candidates: Candidates) -> np.ndarray:
         raise NotImplementedError

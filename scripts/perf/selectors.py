@@ -21,6 +21,8 @@ import statistics
 import sys
 import time
 
+import numpy as np
+
 # Run as a script, this file's folder leads the import path, where its name would stand in for
 # the standard library's `selectors` (which asyncio needs): the folder goes, then dgm comes in.
 if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
@@ -30,7 +32,12 @@ from dgm.policy import EvolutionPolicy, Member, Population
 from dgm.selectors import make_selector
 from dgm.simulate import Landscape, Simulation, interval, simulate
 
-SELECTORS = ["cmp", "score_child_prop", "score_prop", "novelty", "random", "best"]
+SELECTORS = [
+    ("cmp", {}), ("score_child_prop", {}), ("score_prop", {}), ("novelty", {}),
+    ("novelty", {"space": "code"}), ("novelty", {"space": "code", "judge": True}),
+    ("random", {}), ("best", {}),
+]  # fmt: skip
+CODE_DIMS = 384  # all-MiniLM-L6-v2's embeddings
 LANDSCAPES = ["mismatch", "aligned", "independent"]
 
 
@@ -39,12 +46,15 @@ def compare(seeds: int, evaluations: int) -> None:
         f"true pass rate of the answer after {evaluations} evaluations, "
         f"mean [95% interval] over {seeds} seeds"
     )
-    header = f"{'landscape':12} {'selector':17} {'answer':>22} {'best found':>22} "
+    header = f"{'landscape':12} {'selector':28} {'answer':>22} {'best found':>22} "
     print(header + f"{'r(score, clade best)':>21} {'nodes':>6} {'s/run':>6}")
     for kind in LANDSCAPES:
-        for name in SELECTORS:
+        for name, params in SELECTORS:
             plan = Simulation(
-                selector=name, evaluations=evaluations, landscape=Landscape(kind=kind)
+                selector=name,
+                params=params,
+                evaluations=evaluations,
+                landscape=Landscape(kind=kind),
             )
             start = time.perf_counter()
             results = [simulate(plan, seed) for seed in range(seeds)]
@@ -54,7 +64,7 @@ def compare(seeds: int, evaluations: int) -> None:
             r = interval([r.correlation for r in results])
             nodes = statistics.mean(r.nodes for r in results)
             print(
-                f"{kind:12} {name:17} {_shown(answer):>22} {_shown(found):>22} "
+                f"{kind:12} {_named(name, params):28} {_shown(answer):>22} {_shown(found):>22} "
                 f"{r[0]:>21.2f} {nodes:>6.0f} {seconds:>6.2f}"
             )
 
@@ -63,7 +73,7 @@ def decision_time(nodes: int = 10_000, decisions: int = 200) -> None:
     rng = random.Random(0)
     tasks = [f"t{i}" for i in range(60)]
     print(f"\none selection decision in an archive of {nodes:,} nodes (target < 10 ms)")
-    for name in SELECTORS:
+    for name, params in SELECTORS:
         population = Population()
         for i in range(nodes):
             parent = f"n{rng.randrange(i)}" if i else None
@@ -71,9 +81,12 @@ def decision_time(nodes: int = 10_000, decisions: int = 200) -> None:
             results = {t: t != "t0" and rng.random() < 0.4 for t in tasks[:10]}
             population.add(Member(f"n{i}", parent), results)
             population.admit(f"n{i}")
+            population.judged(f"n{i}", rng.random() < 0.5)
+            vector = [rng.gauss(0, 1) for _ in range(CODE_DIMS)]
+            population.code[f"n{i}"] = np.array(vector) / np.linalg.norm(vector)
         # stage 1: 10 tasks; a score of 1.0 to go on
         policy = EvolutionPolicy(
-            population, [tasks[:10], tasks[10:]], [1.0, 0.0], make_selector(name, {}),
+            population, [tasks[:10], tasks[10:]], [1.0, 0.0], make_selector(name, params),
             rng=random.Random(1), evaluation_budget=200_000,
         )  # fmt: skip
         times = []
@@ -85,10 +98,14 @@ def decision_time(nodes: int = 10_000, decisions: int = 200) -> None:
             kinds.add(unit.kind if unit else "none")
         p95 = sorted(times)[int(0.95 * decisions)]
         print(
-            f"  {name:17} median {statistics.median(times) * 1000:6.2f} ms"
+            f"  {_named(name, params):28} median {statistics.median(times) * 1000:6.2f} ms"
             f"  (p95 {p95 * 1000:6.2f} ms, first {times[0] * 1000:7.2f} ms; "
             f"units: {', '.join(sorted(kinds))})"
         )
+
+
+def _named(name: str, params: dict) -> str:
+    return name + "".join(f" {k}={v}" for k, v in params.items())
 
 
 def _shown(values: tuple[float, float, float]) -> str:
