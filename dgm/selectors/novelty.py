@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from dgm.selectors import Candidates
-from dgm.selectors.parents import ParentWeights, _sigmoid
+from dgm.selectors.parents import ParentWeights, sigmoid
 
 if TYPE_CHECKING:
     from dgm.policy import EvolutionPolicy, Population
@@ -59,7 +59,7 @@ class Novelty(ParentWeights):
         self._index: _Neighbours | None = None
 
     def weights(self, candidates: Candidates) -> np.ndarray:
-        weights = _sigmoid(candidates.score, self.sharpness, self.midpoint)
+        weights = sigmoid(candidates.score, self.sharpness, self.midpoint)
         if candidates.policy is None:
             return weights
         if self.weight:

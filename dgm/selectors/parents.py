@@ -40,7 +40,7 @@ class ParentWeights:
         return best.id if best else None
 
 
-def _sigmoid(scores: np.ndarray, sharpness: float, midpoint: float) -> np.ndarray:
+def sigmoid(scores: np.ndarray, sharpness: float, midpoint: float) -> np.ndarray:
     return 1 / (1 + np.exp(-sharpness * (scores - midpoint)))
 
 
@@ -53,8 +53,8 @@ class ScoreChildProp(ParentWeights):
         self.sharpness, self.midpoint = sharpness, midpoint
 
     def weights(self, candidates: Candidates) -> np.ndarray:
-        sigmoid = _sigmoid(candidates.score, self.sharpness, self.midpoint)
-        return sigmoid / (1 + candidates.children)
+        quality = sigmoid(candidates.score, self.sharpness, self.midpoint)
+        return quality / (1 + candidates.children)
 
 
 class ScoreProp(ParentWeights):
@@ -66,7 +66,7 @@ class ScoreProp(ParentWeights):
         self.sharpness, self.midpoint = sharpness, midpoint
 
     def weights(self, candidates: Candidates) -> np.ndarray:
-        return _sigmoid(candidates.score, self.sharpness, self.midpoint)
+        return sigmoid(candidates.score, self.sharpness, self.midpoint)
 
 
 class RandomSelector(ParentWeights):

@@ -46,7 +46,7 @@ def compare(seeds: int, evaluations: int) -> None:
         f"true pass rate of the answer after {evaluations} evaluations, "
         f"mean [95% interval] over {seeds} seeds"
     )
-    header = f"{'landscape':12} {'selector':28} {'answer':>22} {'best found':>22} "
+    header = f"{'landscape':12} {'selector':30} {'answer':>22} {'best found':>22} "
     print(header + f"{'r(score, clade best)':>21} {'nodes':>6} {'s/run':>6}")
     for kind in LANDSCAPES:
         for name, params in SELECTORS:
@@ -64,7 +64,7 @@ def compare(seeds: int, evaluations: int) -> None:
             r = interval([r.correlation for r in results])
             nodes = statistics.mean(r.nodes for r in results)
             print(
-                f"{kind:12} {_named(name, params):28} {_shown(answer):>22} {_shown(found):>22} "
+                f"{kind:12} {_named(name, params):30} {_shown(answer):>22} {_shown(found):>22} "
                 f"{r[0]:>21.2f} {nodes:>6.0f} {seconds:>6.2f}"
             )
 
@@ -98,7 +98,7 @@ def decision_time(nodes: int = 10_000, decisions: int = 200) -> None:
             kinds.add(unit.kind if unit else "none")
         p95 = sorted(times)[int(0.95 * decisions)]
         print(
-            f"  {_named(name, params):28} median {statistics.median(times) * 1000:6.2f} ms"
+            f"  {_named(name, params):30} median {statistics.median(times) * 1000:6.2f} ms"
             f"  (p95 {p95 * 1000:6.2f} ms, first {times[0] * 1000:7.2f} ms; "
             f"units: {', '.join(sorted(kinds))})"
         )
