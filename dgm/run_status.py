@@ -29,8 +29,8 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
         tasks=set(tasks.get("searched", [])),
     )  # fmt: skip
     selector = run.config.get("selector", {})
-    best = make_selector(selector.get("name", "score_child_prop"), selector.get("params", {}))
-    answer = best.answer(population)
+    chooser = make_selector(selector.get("name", "score_child_prop"), selector.get("params", {}))
+    answer = chooser.answer(population)
     resolved, attempted = population.members[answer].score() if answer else (0, 0)
     held_out = archive.last_event(run.id, "held_out")
     tokens, usd = archive.fm_spend(run.id)
@@ -53,6 +53,7 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
         "units_done": done,
         "in_flight": max(0, counts.get("unit_started", 0) - done) if run.status == "running" else 0,
         "nodes": len(run_nodes),
+        "selector": {"name": chooser.name, "params": selector.get("params", {})},
         "best": {"id": answer, "resolved": resolved, "attempted": attempted} if answer else None,
         "held_out": (
             {k: held_out.payload[k] for k in ("resolved", "attempted")} | {"id": held_out.node_id}

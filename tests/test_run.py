@@ -109,6 +109,9 @@ def test_a_run_grows_the_archive_and_continues_without_repeating_work(
     assert status["nodes"] == 3 and status["in_flight"] == 0
     assert status["budget"]["expansions"] == {"limit": 2, "spent": 2}
     assert status["budget"]["evaluations"] == {"limit": None, "spent": 6}
+    assert status["selector"] == {"name": selector, "params": {}}
+    shown = run_dgm("status", "--archive", str(tmp_path / "archive")).stdout
+    assert f"(by {selector})" in shown and "budget expansions: 2 of 2" in shown
 
 
 def test_novelty_in_code_space_embeds_every_agent_and_asks_a_judge_of_each_child(

@@ -94,11 +94,12 @@ def status(
         + (f", {found['reason']}" if found["reason"] else "")
     )
     console.print(f"units done {found['units_done']}, in flight {found['in_flight']}")
-    best = found["best"]
+    best, chosen = found["best"], found["selector"]
+    by = chosen["name"] + "".join(f" {k}={v}" for k, v in chosen["params"].items())
     console.print(
-        f"best node {best['id'][:8]} {best['resolved']}/{best['attempted']}"
+        f"best node {best['id'][:8]} {best['resolved']}/{best['attempted']} (by {by})"
         if best
-        else "best node: none yet"
+        else f"best node: none yet (selector {by})"
     )
     if held := found["held_out"]:
         console.print(
