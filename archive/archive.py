@@ -692,8 +692,6 @@ class Archive:
 
     def put_code_embedding(self, tree: str, model: str, vector: bytes) -> None:
         """Keep an embedding of an agent's code; the first one kept for a tree stays."""
-        if self.code_embedding(tree, model) is not None:
-            return
         row = {"tree": tree, "model": model, "vector": vector, "created_at": _now()}
         with contextlib.suppress(IntegrityError), self._write() as conn:
             conn.execute(insert(code_embeddings), row)

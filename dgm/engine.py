@@ -36,6 +36,7 @@ from dgm.gateway import Budget as GatewayBudget
 from dgm.gateway import Gateway, GatewaySettings, Spend
 from dgm.judge import Verdict, judge
 from dgm.policy import EvolutionPolicy, Member, Population, Unit
+from dgm.run_status import expansions_done
 from dgm.sandbox_pool import SandboxPool
 from dgm.scheduler import Report, Scheduler
 from dgm.selectors import make_selector
@@ -82,7 +83,6 @@ class Engine:
         self.on_change = on_change
         self.in_flight: list[Unit] = []  # two expansions of one parent are two units
         self.units_done = 0
-        self.abandoned = 0
         self.held_out_progress: tuple[int, int] | None = None
         """(done, of) tasks of the held-out answer, once it is being measured."""
         self.spend = (0, 0.0)
@@ -200,15 +200,10 @@ class Engine:
 
     def _search(self, policy: EvolutionPolicy):
         c = self.config
-        self._counts = {
-            "evaluations": sum(len(m.results) for m in self.population.members.values()),
-            # children, and expansions that ended without one
-            "expansions": len(self.population.members)
-            - 1
-            + self.archive.event_counts(self.run_row.id).get("expansion_failed", 0),
-        }
+        counts = self.archive.event_counts(self.run_row.id)
+        self._expansions = expansions_done(len(self.population.members), counts)
         if c.budget.expansions is not None:  # a limit on expansions, not on owed evaluations
-            policy.expansions_left = max(0, c.budget.expansions - self._counts["expansions"])
+            policy.expansions_left = max(0, c.budget.expansions - self._expansions)
         scheduler = Scheduler(
             c.scheduler.workers, policy, self._execute, finished=self._finished,
             failed=self._failed, spent=self._spent, started=self._started,
@@ -225,7 +220,6 @@ class Engine:
         except BaseException:  # the units in flight are given up: end them
             self._sandboxes.abandon()
             raise
-        self.abandoned += report.abandoned
         if report.abandoned:  # end them now: nothing they do from here on is recorded
             self._sandboxes.abandon()
         return report
@@ -262,12 +256,12 @@ class Engine:
                 grown.code = code_vector(self.archive, grown.child, self._embedder)
             if "verdicts" in self.policy.selector.needs:
                 grown.verdict = judge(
-                    self.archive, self.gateway, grown.child, self._neighbours(grown),
+                    self.archive, self.gateway, grown.child, self._neighbours(unit.node, grown),
                     model=c.models.judge or c.models.diagnosis, run_id=self.run_row.id,
                 )  # fmt: skip
         return grown
 
-    def _neighbours(self, grown: _Grown, k: int = 5) -> list[str]:
+    def _neighbours(self, parent: str, grown: _Grown, k: int = 5) -> list[str]:
         """The archive members the judge compares a child with: the nearest in code space
         when there are embeddings, else its parent and the latest admitted."""
         members = dict(self.population.members)  # copies: the scheduler thread adds to them
@@ -277,14 +271,12 @@ class Engine:
             near = [m.id for m in admitted if m.id in code]
             near.sort(key=lambda n: float(np.linalg.norm(code[n] - grown.code)))
             return near[:k]
-        parent = self.archive.node(grown.child).parent_id if grown.child else None
         latest = [m.id for m in reversed(admitted) if m.id != parent]
-        return ([parent] if parent else []) + latest[: k - 1]
+        return [parent, *latest[: k - 1]]
 
     def _started(self, unit: Unit) -> None:
         self.in_flight.append(unit)
-        kind = "evaluations" if unit.kind == "evaluate" else "expansions"
-        self._counts[kind] += 1
+        self._expansions += unit.kind == "expand"
         self._record("unit_started", unit.node, unit=str(unit))
         self.on_change(self)
 
@@ -324,8 +316,8 @@ class Engine:
         lines = {
             "usd": (usd, b.usd),
             "tokens": (tokens, b.tokens),
-            "evaluations": (self._counts["evaluations"], b.evaluations),
-            "expansions": (self._counts["expansions"], b.expansions),
+            "evaluations": (self.policy.evaluations_used(self.in_flight), b.evaluations),
+            "expansions": (self._expansions, b.expansions),
             "wall_clock": (elapsed, b.wall_clock and b.wall_clock.total_seconds()),
         }
         return {

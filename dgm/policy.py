@@ -51,12 +51,6 @@ class Member:
     """Task -> resolved; None for a harness error (done, but not counted)."""
     children: int = 0
     """Children admitted to the archive."""
-    successes: int = 0
-    failures: int = 0
-    """Its own counted results (n_s, n_f), kept by `Population.record`."""
-    clade_successes: int = 0
-    clade_failures: int = 0
-    """N_s, N_f: the same summed over it and all its descendants."""
     interesting: bool | None = None
     """The interestingness judge's verdict, where one was asked for."""
 
@@ -147,14 +141,10 @@ class Population:
         delta_f = int(resolved is False) - int(previous is False)
         if not (delta_s or delta_f):
             return
-        member.successes += delta_s
-        member.failures += delta_f
         self._columns[_OWN, self.index[node]] += (delta_s, delta_f)
         rows = []
         ancestor: Member | None = member
-        while ancestor is not None:  # without touching any node's own counts
-            ancestor.clade_successes += delta_s
-            ancestor.clade_failures += delta_f
+        while ancestor is not None:  # the clade counts, never a node's own counts
             rows.append(self.index[ancestor.id])
             ancestor = self.members.get(ancestor.parent) if ancestor.parent else None
         self._columns[_CLADE, rows] += np.array([[delta_s], [delta_f]])
@@ -179,12 +169,15 @@ class Population:
     def best(self) -> tuple[Member | None, tuple[int, int]]:
         """The admitted member with the highest score, then the most attempts, then the
         oldest; with its (resolved, attempted)."""
-        best, key = None, (-1.0, 0)
-        for m in self.members.values():
-            attempted = m.successes + m.failures
-            if m.admitted and attempted and (m.successes / attempted, attempted) > key:
-                best, key = m, (m.successes / attempted, attempted)
-        return best, (best.score() if best else (0, 0))
+        c = self.columns()
+        attempted = c["successes"] + c["failures"]
+        (rows,) = np.nonzero((c["admitted"] > 0) & (attempted > 0))
+        if not len(rows):
+            return None, (0, 0)
+        score = c["successes"][rows] / attempted[rows]
+        top = rows[score == score.max()]
+        best = self.members[self.ids[top[np.argmax(attempted[top])]]]  # first: the oldest
+        return best, best.score()
 
 
 _COLUMN_NAMES = (

@@ -37,8 +37,8 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
     spent = {
         "usd": usd,
         "tokens": tokens,
-        "evaluations": sum(len(m.results) for m in population.members.values()),
-        "expansions": max(0, len(run_nodes) - 1) + counts.get("expansion_failed", 0),
+        "evaluations": population.evaluations,
+        "expansions": expansions_done(len(run_nodes), counts),
         "wall_clock": ((run.finished_at or _now()) - run.started_at).total_seconds(),
     }
     limits = run.config.get("budget", {})
@@ -67,6 +67,12 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
         },
         "awaiting_review": sum(n.status is NodeStatus.AWAITING_APPROVAL for n in run_nodes),
     }
+
+
+def expansions_done(nodes: int, counts: dict[str, int]) -> int:
+    """Expansions a run has made: its children (all its nodes but the seed), and those that
+    ended without one (`expansion_failed` events, from `Archive.event_counts`)."""
+    return max(0, nodes - 1) + counts.get("expansion_failed", 0)
 
 
 def _limit(name: str, value: Any) -> float | None:

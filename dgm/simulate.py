@@ -115,9 +115,6 @@ def simulate(sim: Simulation, seed: int) -> Result:
     # the root's logit is set so that its true pass rate is the one asked for
     root_logit = _logit_for(land.root_pass_rate, difficulty)
 
-    def rate(logit: float) -> float:
-        return float(np.mean(1 / (1 + np.exp(difficulty - logit))))
-
     hidden = {"n0": _Hidden(root_logit, float(draws.normal()), land.root_pass_rate)}
     population = Population()
     population.add(Member("n0", None))
@@ -142,7 +139,7 @@ def simulate(sim: Simulation, seed: int) -> Result:
                 1 - land.heritability**2
             ) * float(draws.normal())
             child = f"n{len(hidden)}"
-            hidden[child] = _Hidden(logit, heritable, rate(logit))
+            hidden[child] = _Hidden(logit, heritable, _pass_rate(logit, difficulty))
             code = population.code[unit.node] + draws.normal(0, land.code_step, land.code_dims)
             population.code[child] = _unit(code)
             policy.expanded(unit.node, child, usable=rng.random() >= land.broken)
@@ -174,12 +171,17 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return vector / (np.linalg.norm(vector) or 1.0)
 
 
+def _pass_rate(logit: float, difficulty: np.ndarray) -> float:
+    """A node's true pass rate: its mean chance to resolve each task."""
+    return float(np.mean(1 / (1 + np.exp(difficulty - logit))))
+
+
 def _logit_for(pass_rate: float, difficulty: np.ndarray) -> float:
     """The logit whose mean resolve probability over the tasks is `pass_rate` (bisection)."""
     low, high = -20.0, 20.0
     for _ in range(60):
         mid = (low + high) / 2
-        if np.mean(1 / (1 + np.exp(difficulty - mid))) < pass_rate:
+        if _pass_rate(mid, difficulty) < pass_rate:
             low = mid
         else:
             high = mid
@@ -194,11 +196,13 @@ def _score_against_clade_best(population: Population, hidden: dict[str, _Hidden]
         parent = population.members[node].parent
         if parent is not None:
             best[parent] = max(best[parent], best[node])
-    scored = [m for m in population.members.values() if m.successes + m.failures]
+    c = population.columns()
+    attempted = c["successes"] + c["failures"]
+    (scored,) = np.nonzero(attempted)
     if len(scored) < 3:
         return float("nan")
-    scores = [m.successes / (m.successes + m.failures) for m in scored]
-    clade = [best[m.id] for m in scored]
+    scores = c["successes"][scored] / attempted[scored]
+    clade = [best[population.ids[row]] for row in scored]
     if np.std(scores) == 0 or np.std(clade) == 0:
         return float("nan")
     return float(np.corrcoef(scores, clade)[0, 1])

@@ -113,21 +113,23 @@ class BwrapSandbox:
         if stdin is not None:
             threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
         self._running.add(proc.pid)
-        with proc:
-            status, out, err = self._read(proc, deadline)
-            code = None
-            if status is ExecStatus.OK:  # the output ended; the process may not have
-                try:
-                    code = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    status = ExecStatus.TIMEOUT
-                if self._dead == "closed":  # closed under it: the sandbox failed, as in Docker
-                    status, code = ExecStatus.ERROR, None
-            if status is not ExecStatus.OK:
-                self._dead = status.value
-                with contextlib.suppress(ProcessLookupError):  # a close killed it already
-                    os.killpg(proc.pid, signal.SIGKILL)
-        self._running.discard(proc.pid)
+        try:
+            with proc:
+                status, out, err = self._read(proc, deadline)
+                code = None
+                if status is ExecStatus.OK:  # the output ended; the process may not have
+                    try:
+                        code = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                    except subprocess.TimeoutExpired:
+                        status = ExecStatus.TIMEOUT
+                    if self._dead == "closed":  # closed under it: failed, as in Docker
+                        status, code = ExecStatus.ERROR, None
+                if status is not ExecStatus.OK:
+                    self._dead = status.value
+                    with contextlib.suppress(ProcessLookupError):  # a close killed it already
+                        os.killpg(proc.pid, signal.SIGKILL)
+        finally:  # a stale group id could be reused by someone else's processes
+            self._running.discard(proc.pid)
         return ExecResult(
             status,
             code,

@@ -28,6 +28,13 @@ def tree(results: dict[str, dict[str, bool | None]], parents: dict[str, str | No
     return population
 
 
+def counts(population: Population, node: str) -> tuple[int, ...]:
+    """A member's n_s, n_f, N_s, N_f."""
+    c, row = population.columns(), population.index[node]
+    names = ("successes", "failures", "clade_successes", "clade_failures")
+    return tuple(int(c[name][row]) for name in names)
+
+
 def draws(selector, candidates: Candidates, n: int = 20000) -> dict[str, float]:
     rng = random.Random(1)
     counts = Counter(selector.pick(candidates, rng) for _ in range(n))
@@ -70,17 +77,14 @@ def test_clade_counts_sum_a_node_and_its_descendants_without_touching_its_own():
          "z": {"a": True, "b": True, "c": None}},
         {"r": None, "x": "r", "y": "r", "z": "x"},
     )  # fmt: skip
-    counts = {
-        m.id: (m.successes, m.failures, m.clade_successes, m.clade_failures)
-        for m in population.members.values()
-    }
-    assert counts == {"r": (1, 1, 3, 3), "x": (0, 0, 2, 0), "y": (0, 2, 0, 2), "z": (2, 0, 2, 0)}
+    every = {n: counts(population, n) for n in population.ids}
+    assert every == {"r": (1, 1, 3, 3), "x": (0, 0, 2, 0), "y": (0, 2, 0, 2), "z": (2, 0, 2, 0)}
     population.record("x", "a", True)  # a later result moves its ancestors' clade counts only
     population.record("z", "c", False)  # a harness error tried again
-    r, x, z = (population.members[n] for n in "rxz")
-    assert (r.successes, r.failures, r.clade_successes, r.clade_failures) == (1, 1, 4, 4)
-    assert (x.successes, x.clade_successes, x.clade_failures) == (1, 3, 1)
-    assert (z.successes, z.failures) == (2, 1) and population.evaluations == 9
+    assert counts(population, "r") == (1, 1, 4, 4)
+    x_s, _, x_clade_s, x_clade_f = counts(population, "x")
+    assert (x_s, x_clade_s, x_clade_f) == (1, 3, 1)
+    assert counts(population, "z")[:2] == (2, 1) and population.evaluations == 9
 
 
 def test_cmp_evaluates_the_root_then_expands_it_five_times():
@@ -120,8 +124,7 @@ def test_cmp_thompson_samples_clades_for_expansion_and_own_results_for_evaluatio
     }
     tasks = list("abcdefgh")
     population = tree(results, {"r": None, "x": "r", "y": "r"})
-    r = population.members["r"]
-    assert (r.clade_successes, r.clade_failures) == (10, 4)
+    assert counts(population, "r")[2:] == (10, 4)
     cmp = CMP(initial_expansions=0)
     policy = EvolutionPolicy(population, [tasks], [0.0], cmp, rng=random.Random(3))
     n = 4000

@@ -82,7 +82,7 @@ class Novelty(ParentWeights):
 
 
 class _Neighbours:
-    """Behaviour vectors of the archive's members and each one's k nearest distances."""
+    """The archive members' vectors (behaviour or code) and each one's k nearest distances."""
 
     def __init__(self, tasks: list[str], k: int, space: str):
         self.tasks, self.k, self.space = list(tasks), k, space
