@@ -63,6 +63,9 @@ class Models(Strict):
     (each): small local models need far less."""
     diagnosis_max_tokens: int = Field(4096, ge=64)
     """Longest diagnosis answer."""
+    max_output_tokens: int = Field(32768, ge=1)
+    """Most output tokens any FM call may ask for: the gateway lowers a larger limit to it and
+    gives it to calls that set none (each call's worst case is reserved against the budget)."""
     judge: str | None = None
     """The model that judges whether a child is worthwhile and new (novelty's `judge`);
     default: the diagnosis model."""

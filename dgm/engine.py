@@ -162,9 +162,12 @@ class Engine:
                 model=c.models.agent, searched=sorted(searched), held_out=held,
             )  # fmt: skip
             with open_providers() as providers:
+                m = c.models  # the gateway forwards calls for these models only
+                models = {m.self_modification, m.agent, m.diagnosis, m.judge or m.diagnosis}
                 settings = GatewaySettings(
                     openai=providers.openai, anthropic=providers.anthropic,
                     budget=GatewayBudget(usd=c.budget.usd, tokens=c.budget.tokens),
+                    models=sorted(models), max_output_tokens=m.max_output_tokens,
                 )  # fmt: skip
                 spent = Spend(*archive.fm_spend(run.id))
                 with Gateway(settings, archive, run_id=run.id, spent=spent) as gateway:
@@ -331,6 +334,9 @@ class Engine:
             # expansions: the policy starts no more, and the evaluations they owe go on
             if share >= 1 and name != "expansions":
                 return f"budget {name} spent"
+        # calls reserve their worst case: what is left may be too little for one
+        if short := self.gateway.ledger.short_of():
+            return f"budget {short} spent"
         return None
 
     def _held_out(self, tasks: list[str]) -> tuple[int, int]:

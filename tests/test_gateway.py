@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -168,14 +169,20 @@ def test_unknown_or_revoked_token_is_refused_and_nothing_is_forwarded(gateway, f
 
 def test_unit_budget_in_tokens_stops_the_unit_with_a_clear_error(gateway, fm, store):
     fm.push(*[Reply("ok", input_tokens=100, output_tokens=20)] * 3)
-    lease = gateway.open_unit("expand-3", budget=Budget(tokens=200))
+    lease = gateway.open_unit("expand-3", budget=Budget(tokens=1300))
     client = openai_client(gateway, lease)
-    for _ in range(2):  # checked before each call: the second may still go over
-        client.chat.completions.create(model="gpt-4o", messages=HELLO)
+    # each call reserves its worst case: 20 output tokens, plus its body's bytes and
+    # PROMPT_TOKENS of input (about 1,130), so the third no longer fits beside 240 spent
+    for _ in range(2):
+        client.chat.completions.create(model="gpt-4o", messages=HELLO, max_tokens=20)
     with pytest.raises(openai.APIStatusError) as refused:
-        client.chat.completions.create(model="gpt-4o", messages=HELLO)
+        client.chat.completions.create(model="gpt-4o", messages=HELLO, max_tokens=20)
     assert refused.value.status_code == 402
-    assert "this unit's budget of 200 tokens is spent (240 used)" in str(refused.value)
+    assert re.search(
+        r"this unit's budget of 1,300 tokens cannot cover this call, which may use up to "
+        r"1,1\d\d tokens: 240 tokens used, 0 tokens held by calls in flight",
+        str(refused.value),
+    )
     other = openai_client(gateway, gateway.open_unit("expand-4"))
     assert other.chat.completions.create(model="gpt-4o", messages=HELLO).choices
     assert gateway.close_unit(lease) == Spend(tokens=240, usd=pytest.approx(0.0009))
@@ -186,23 +193,25 @@ def test_unit_budget_in_tokens_stops_the_unit_with_a_clear_error(gateway, fm, st
 
 def test_run_budget_in_usd_holds_across_units_and_restarts(fm, store):
     run = store.create_run("budgeted", {})
-    settings = settings_for(fm, budget=Budget(usd=0.01))
+    settings = settings_for(fm, budget=Budget(usd=0.02))
     fm.push(Reply("big", input_tokens=1000, output_tokens=1000))  # $0.0125 on gpt-4o
+    # each call reserves its worst case: up to max_tokens of output at the model's price
+    refused = r"the run's budget of \$0.0200 cannot cover this call, .*: \$0.0125 used"
     with Gateway(settings, store, run_id=run.id) as gw:
         openai_client(gw, gw.open_unit("u1")).chat.completions.create(
-            model="gpt-4o", messages=HELLO
+            model="gpt-4o", messages=HELLO, max_tokens=1000
         )
-        with pytest.raises(anthropic.APIStatusError, match=r"the run's budget of \$0.01 is spent"):
+        with pytest.raises(anthropic.APIStatusError, match=refused):  # up to $0.0111
             anthropic_client(gw, gw.open_unit("u2")).messages.create(
-                model="claude-haiku-4-5", max_tokens=10, messages=HELLO
+                model="claude-haiku-4-5", max_tokens=2000, messages=HELLO
             )
     tokens, usd = store.fm_spend(run.id)
     assert (tokens, usd) == (2000, pytest.approx(0.0125))
     # a resumed run starts from what the archive says it spent
     resumed = Gateway(settings, store, run_id=run.id, spent=Spend(tokens, usd))
-    with resumed as gw, pytest.raises(openai.APIStatusError, match="the run's budget"):
+    with resumed as gw, pytest.raises(openai.APIStatusError, match=refused):
         openai_client(gw, gw.open_unit("u3")).chat.completions.create(
-            model="gpt-4o", messages=HELLO
+            model="gpt-4o", messages=HELLO, max_tokens=1000
         )
     assert len(fm.requests) == 1
     assert [c.status for c in store.fm_calls(run_id=run.id)] == ["ok", *["budget-exceeded"] * 2]
@@ -243,7 +252,7 @@ def test_unreachable_or_missing_provider(fm, store):
     dead = GatewaySettings(openai=Upstream(base_url=f"http://127.0.0.1:{port}/v1", api_key="k"))
     with Gateway(dead, store) as gw:
         lease = gw.open_unit("eval-4")
-        with pytest.raises(openai.APIStatusError, match="could not reach") as failed:
+        with pytest.raises(openai.APIStatusError, match="could not be reached") as failed:
             openai_client(gw, lease).chat.completions.create(model="gpt-4o", messages=HELLO)
         assert failed.value.status_code == 502
         with pytest.raises(anthropic.NotFoundError, match="no anthropic provider"):

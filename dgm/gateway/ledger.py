@@ -1,9 +1,11 @@
 """Who may call the FM, how much each unit and the run have spent, and the record of each call.
 
 A unit of work (one expansion, one evaluation) gets a token that is not a key; the ledger maps
-it to the unit and its budget. Spend is kept in memory, so the check before each call costs
-nothing; the calls themselves go to the archive from one writer thread, so an FM call never
-waits for a database commit.
+it to the unit and its budget. Before a call goes upstream its worst case is reserved against
+the unit's and the run's budget, counting what is spent and what calls in flight hold, so
+concurrent calls cannot together go over; when it ends the reservation is released and what
+it used is charged. Spend is kept in memory, so this costs nothing; the calls themselves go to
+the archive from one writer thread, so an FM call never waits for a database commit.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import queue
 import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import BaseModel, Field
@@ -21,6 +23,7 @@ from archive.errors import is_disk_full
 from archive.records import FMCall
 
 log = logging.getLogger(__name__)
+LARGEST_CALL_TOKENS = 2_000_000  # beyond every model's context window and output together
 
 
 class Budget(BaseModel):
@@ -30,18 +33,36 @@ class Budget(BaseModel):
     tokens: int | None = Field(None, ge=0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Spend:
     tokens: int = 0
     usd: float = 0.0
 
-    def over(self, budget: Budget, whose: str) -> str | None:
-        """Why this spend leaves nothing of `budget`, or None while some is left."""
-        if budget.usd is not None and self.usd >= budget.usd:
-            return f"{whose} budget of ${budget.usd:.2f} is spent (${self.usd:.4f} used)"
-        if budget.tokens is not None and self.tokens >= budget.tokens:
-            return f"{whose} budget of {budget.tokens:,} tokens is spent ({self.tokens:,} used)"
-        return None
+    def __add__(self, other: Spend) -> Spend:
+        return Spend(self.tokens + other.tokens, self.usd + other.usd)
+
+    def __sub__(self, other: Spend) -> Spend:
+        return Spend(self.tokens - other.tokens, self.usd - other.usd)
+
+
+def _shortfall(
+    budget: Budget, spent: Spend, held: Spend, call: Spend, whose: str
+) -> tuple[str, str] | None:
+    """The budget ("usd" or "tokens") that cannot cover `call` beside `spent` and `held`, and
+    why; None when it fits."""
+    for name, limit, used, busy, need, show in (
+        ("usd", budget.usd, spent.usd, held.usd, call.usd, "${:.4f}".format),
+        ("tokens", budget.tokens, spent.tokens, held.tokens, call.tokens, "{:,} tokens".format),
+    ):
+        if limit is None or used + busy + need <= limit:
+            continue
+        if used >= limit:
+            return name, f"{whose} budget of {show(limit)} is spent ({show(used)} used)"
+        return name, (
+            f"{whose} budget of {show(limit)} cannot cover this call, which may use up to "
+            f"{show(need)}: {show(used)} used, {show(busy)} held by calls in flight"
+        )
+    return None
 
 
 @dataclass
@@ -49,7 +70,8 @@ class Account:
     unit_id: str
     node_id: str | None
     budget: Budget
-    spent: Spend = field(default_factory=Spend)
+    spent: Spend = Spend()
+    held: Spend = Spend()  # the reservations of the unit's calls in flight
 
 
 class UsageSink(Protocol):
@@ -70,6 +92,8 @@ class Ledger:
         self.run_id = run_id
         self.budget = budget or Budget()
         self.spent = spent or Spend()  # what earlier sessions of the run already spent
+        self.held = Spend()
+        self._refused: Spend | None = None  # the worst case of the last call the run refused
         self._sink = sink
         self._accounts: dict[str, Account] = {}
         self._lock = threading.Lock()
@@ -94,18 +118,39 @@ class Ledger:
     def account(self, token: str | None) -> Account | None:
         return self._accounts.get(token) if token else None
 
-    def refusal(self, account: Account) -> str | None:
+    def reserve(self, account: Account, call: Spend) -> str | None:
+        """Hold a call's worst case against the unit's and the run's budget; why it does not
+        fit (nothing is held then), or None."""
         with self._lock:
-            return account.spent.over(account.budget, "this unit's") or self.spent.over(
-                self.budget, "the run's"
-            )
+            unit = (account.budget, account.spent, account.held)
+            if short := _shortfall(*unit, call, "this unit's"):
+                return short[1]
+            if short := _shortfall(self.budget, self.spent, self.held, call, "the run's"):
+                # a call past any model's context is no honest call: it must not end the run
+                scale = min(1.0, LARGEST_CALL_TOKENS / max(call.tokens, 1))
+                self._refused = Spend(min(call.tokens, LARGEST_CALL_TOKENS), call.usd * scale)
+                return short[1]
+            account.held += call
+            self.held += call
+            return None
 
-    def record(self, call: FMCall, account: Account | None) -> None:
-        """Charge a finished call to its unit and the run, and queue it for the archive."""
+    def short_of(self) -> str | None:
+        """The run's budget ("usd" or "tokens") whose unspent part cannot cover the last call
+        it refused (not merely for what calls in flight held): for the run, that budget is
+        spent, though a little of it may be left. None otherwise."""
         with self._lock:
-            for spend in (account.spent, self.spent) if account else ():
-                spend.tokens += call.input_tokens + call.output_tokens
-                spend.usd += call.cost_usd
+            refused = self._refused
+            short = refused and _shortfall(self.budget, self.spent, Spend(), refused, "")
+        return short[0] if short else None
+
+    def settle(self, call: FMCall, account: Account | None, held: Spend = Spend()) -> None:
+        """Release a call's reservation, charge what it used to its unit and the run, and
+        queue it for the archive (the same figures: the archive's spend is the ledger's)."""
+        used = Spend(call.input_tokens + call.output_tokens, call.cost_usd)
+        with self._lock:
+            for whose in (account, self) if account else ():
+                whose.held -= held
+                whose.spent += used
         self._queue.put(call)
 
     def flush(self) -> None:

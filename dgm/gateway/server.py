@@ -2,8 +2,10 @@
 
 An HTTP server on a Unix socket (Starlette on uvicorn, in a thread of the run's process). A
 sandbox gets the socket's folder mounted and a bridge to `127.0.0.1:<port>`, plus a per-unit
-token in place of a key. Each call is checked against the unit's and the run's budget,
-forwarded with the real key, relayed back as it arrives (streams included), and metered.
+token in place of a key. Each call is checked against what the run allows (its models; fields,
+tools, content and beta flags from an allowlist), its worst case reserved against the unit's
+and the run's budget, forwarded with the real key, relayed back as it arrives (streams
+included), and metered.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import httpx2 as httpx
@@ -21,14 +24,22 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from archive.records import FMCall
 from dgm.fm.prices import Price, cost_usd, price_of
 from dgm.gateway.ledger import Account, Budget, Ledger, Spend, UsageSink
-from dgm.gateway.wire import WIRES, EventStream, Usage, Wire, client_token
+from dgm.gateway.wire import WIRES, EventStream, Refused, Usage, Wire, client_token
 from dgm.unix_server import UnixServer
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
+# A call's worst-case input, in tokens, is its body's UTF-8 bytes (every token covers at least
+# one byte, and the JSON around the text costs more bytes than a chat template adds tokens),
+# plus what costs more tokens than bytes: the provider's own prompt (Anthropic's for tool use
+# is up to ~530 tokens) and images, charged by their pixels (at most ~3,800 tokens each:
+# gpt-4.1-nano's 1,536 patches at 2.46; ~1,600 on Claude) however small their files.
+PROMPT_TOKENS = 1024
+IMAGE_TOKENS = 4096
 # headers an upstream answer keeps on its way back to the agent
 _RETURNED = ("content-type", "retry-after", "retry-after-ms", "request-id", "x-request-id")
 
@@ -54,6 +65,11 @@ class GatewaySettings(BaseModel):
     """USD per million tokens, on top of `dgm.fm.prices.PRICES`."""
     timeout_s: float = Field(600.0, gt=0)
     """Longest wait for an upstream answer (a long completion included)."""
+    models: list[str] | None = None
+    """The models a call may name (None: any): the run's own, so an agent cannot pick another."""
+    max_output_tokens: int = Field(32768, ge=1)
+    """Most output tokens a call may ask for: a larger limit is lowered to it, and a call that
+    sets none gets it, so every call's worst case is known before it is forwarded."""
 
 
 @dataclass(frozen=True)
@@ -152,129 +168,232 @@ class Gateway:
         return handle
 
     async def _call(self, wire: Wire, request: Request) -> Response:
-        start = time.perf_counter()
-        account = self.ledger.account(client_token(request.headers))
-        raw = await request.body()
-        if len(raw) > MAX_REQUEST_BYTES:
-            return _error(wire, 413, "request_too_large", "the request is over 32 MB")
+        raw = await _body(request)
+        if raw is None:  # the rest is not read: the connection closes
+            message = "the request is over 32 MB"
+            response = _error(wire, 413, "request_too_large", message)
+            response.headers["connection"] = "close"
+            return response
         try:
             body = json.loads(raw)
             model = body["model"]
             assert isinstance(model, str)
         except (ValueError, TypeError, KeyError, AssertionError):
             return _error(wire, 400, "invalid_request_error", "the body must be JSON with a model")
-
-        def record(status: str, usage: Usage | None = None) -> None:
-            usage = usage or Usage()
-            name = usage.model or model
-            tokens = (usage.input_tokens, usage.output_tokens)
-            self.ledger.record(
-                FMCall(
-                    provider=wire.name,
-                    model=name,
-                    input_tokens=tokens[0],
-                    output_tokens=tokens[1],
-                    cost_usd=cost_usd(name, *tokens, self.settings.prices),
-                    latency_s=time.perf_counter() - start,
-                    status=status,
-                    run_id=self.ledger.run_id,
-                    node_id=account.node_id if account else None,
-                    unit_id=account.unit_id if account else None,
-                ),
-                account,
-            )
-
+        meter = _Meter(self, wire, self.ledger.account(client_token(request.headers)), model)
+        account = meter.account
         if account is None:
-            record("unauthorized")
+            meter.settle("unauthorized")
             return _error(wire, 401, "authentication_error", "unknown or expired unit token")
         upstream: Upstream | None = getattr(self.settings, wire.name)
         if upstream is None:
-            record("no-provider")
+            meter.settle("no-provider")
             message = f"this run has no {wire.name} provider; use the other API"
             return _error(wire, 404, "not_found_error", message)
-        if reason := self.ledger.refusal(account):
-            record("budget-exceeded")
-            return _error(wire, 402, "budget_exceeded", reason)
-
+        allowed = self.settings.models
+        try:
+            if allowed is not None and model not in allowed:
+                raise Refused(f"model {model!r} is not one of this run's: {', '.join(allowed)}")
+            forwarded = wire.headers(request.headers)
+            admitted = wire.admit(body, self.settings.max_output_tokens)
+        except Refused as refused:
+            meter.settle("refused")
+            return _error(wire, 400, "invalid_request_error", str(refused))
         if self._needs_price(account) and price_of(model, self.settings.prices) is None:
-            record("unpriced")
+            meter.settle("unpriced")
             message = (
                 f"no price is known for model {model}, so the USD budget cannot be kept; "
                 "add it under the config's prices or budget in tokens"
             )
             return _error(wire, 400, "invalid_request_error", message)
+        inputs = len(raw) + PROMPT_TOKENS + admitted.images * IMAGE_TOKENS
+        worst = Usage(inputs, admitted.output_tokens)
+        if reason := meter.reserve(worst):
+            meter.settle("budget-exceeded")
+            return _error(wire, 402, "budget_exceeded", reason)
+        try:
+            return await self._forward(wire, upstream, forwarded, body, meter)
+        except BaseException:  # cancelled as the gateway closes: the provider may still charge
+            meter.settle("interrupted", worst)
+            raise
 
+    async def _forward(
+        self,
+        wire: Wire,
+        upstream: Upstream,
+        forwarded: dict[str, str],
+        body: dict[str, Any],
+        meter: _Meter,
+    ) -> Response:
         drop_usage_chunk = wire.prepare(body)
         headers = {
             "content-type": "application/json",
             "accept-encoding": "identity",  # the relay reads usage out of the bytes
-            **{h: v for h in wire.forwarded if (v := request.headers.get(h))},
+            **forwarded,
             **(wire.auth_headers(key) if (key := upstream.api_key.get_secret_value()) else {}),
         }
-        url = upstream.base_url.rstrip("/") + wire.upstream_path
         client = self._clients[wire.name]
-        outgoing = client.build_request(
-            "POST", url, headers=headers, content=json.dumps(body) if drop_usage_chunk else raw
-        )
+        url = upstream.base_url.rstrip("/") + wire.upstream_path
+        # the body as checked, not as sent: the provider reads exactly what was admitted
+        outgoing = client.build_request("POST", url, headers=headers, content=json.dumps(body))
         try:
             answer = await client.send(outgoing, stream=True)
-        except httpx.TimeoutException:
-            record("timeout")
-            return _error(wire, 504, "timeout_error", f"{wire.name} did not answer in time")
+        except (httpx.ConnectError, httpx.ConnectTimeout):  # nothing reached the provider
+            meter.settle("unreachable")
+            return _error(wire, 502, "api_error", f"the {wire.name} provider could not be reached")
         except httpx.HTTPError as error:
-            record("unreachable")
-            return _error(wire, 502, "api_error", f"could not reach {url}: {error}")
+            return _lost(wire, meter, error)
         returned = {h: v for h in _RETURNED if (v := answer.headers.get(h))}
-
         if answer.is_success and answer.headers.get("content-type", "").startswith(
             "text/event-stream"
         ):
-            events = self._relay(wire, answer, drop_usage_chunk, record)
-            return StreamingResponse(events, status_code=answer.status_code, headers=returned)
+            return _Relay(wire, answer, drop_usage_chunk, meter, returned)
         try:
             data = await answer.aread()
-        except httpx.HTTPError:
-            record("unreachable")
-            return _error(wire, 502, "api_error", f"{wire.name} broke off its answer")
+        except httpx.HTTPError as error:
+            return _lost(wire, meter, error)
         finally:
             await answer.aclose()
         usage = Usage()
         if answer.is_success:
             with contextlib.suppress(ValueError, AttributeError):
                 wire.read(json.loads(data), usage)
-        record("ok" if answer.is_success else f"error-{answer.status_code}", usage)
+        meter.settle("ok" if answer.is_success else f"error-{answer.status_code}", usage)
+        if answer.status_code == 401:  # about the gateway's key, which the message may quote
+            message = f"the {wire.name} provider refused the gateway's key"
+            return _error(wire, 401, "authentication_error", message)
         return Response(data, status_code=answer.status_code, headers=returned)
 
     def _needs_price(self, account: Account) -> bool:
         return account.budget.usd is not None or self.settings.budget.usd is not None
 
-    async def _relay(
-        self, wire: Wire, answer: httpx.Response, drop_usage_chunk: bool, record
-    ) -> AsyncIterator[bytes]:
-        usage, stream, status = Usage(), EventStream(wire.metered), "disconnected"
+
+class _Meter:
+    """One call in the ledger: the worst case it holds, and the record that settles it (once,
+    however the call ends)."""
+
+    def __init__(self, gateway: Gateway, wire: Wire, account: Account | None, model: str):
+        self._ledger, self._prices, self._wire = gateway.ledger, gateway.settings.prices, wire
+        self.account, self.model = account, model
+        self.worst = Usage()  # what the call may use, once reserved
+        self._held = Spend()
+        self._settled = False
+        self._start = time.perf_counter()
+
+    def reserve(self, worst: Usage) -> str | None:
+        """Hold `worst` against the unit's and the run's budget; why it does not fit, or None."""
+        assert self.account is not None
+        tokens = (worst.input_tokens, worst.output_tokens)
+        held = Spend(sum(tokens), cost_usd(self.model, *tokens, self._prices))
+        if reason := self._ledger.reserve(self.account, held):
+            return reason
+        self.worst, self._held = worst, held
+        return None
+
+    def settle(self, status: str, usage: Usage | None = None) -> None:
+        """Release what the call holds and charge `usage` (none: nothing); later calls do
+        nothing."""
+        if self._settled:
+            return
+        self._settled = True
+        usage = usage or Usage()
+        name = usage.model or self.model
+        tokens = (usage.input_tokens, usage.output_tokens)
+        call = FMCall(
+            provider=self._wire.name,
+            model=name,
+            input_tokens=tokens[0],
+            output_tokens=tokens[1],
+            cost_usd=cost_usd(name, *tokens, self._prices),
+            latency_s=time.perf_counter() - self._start,
+            status=status,
+            run_id=self._ledger.run_id,
+            node_id=self.account.node_id if self.account else None,
+            unit_id=self.account.unit_id if self.account else None,
+        )
+        self._ledger.settle(call, self.account, self._held)
+
+
+class _Relay(StreamingResponse):
+    """An upstream stream relayed event by event, metered as it passes, and settled however
+    it ends: its end event, the provider breaking off, or the agent hanging up (even before
+    the first byte)."""
+
+    def __init__(
+        self,
+        wire: Wire,
+        answer: httpx.Response,
+        drop_usage_chunk: bool,
+        meter: _Meter,
+        headers: dict[str, str],
+    ):
+        super().__init__(self._events(), status_code=answer.status_code, headers=headers)
+        self._wire, self._answer, self._drop, self._meter = wire, answer, drop_usage_chunk, meter
+        self._usage = Usage()
+        self._relayed = 0  # bytes, an upper bound on the output tokens they carry
+        self._status = "disconnected"  # unless the stream ends first
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            async for chunk in answer.aiter_bytes():
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):  # a hung-up agent cancels this task
+                await self.body_iterator.aclose()
+                await self._answer.aclose()
+            # cut short: what the stream reported or, where that is less, what it may have
+            # used (an OpenAI stream reports usage only at its end; Anthropic's input first)
+            reported = self._usage
+            used = Usage(
+                reported.input_tokens or self._meter.worst.input_tokens,
+                max(reported.output_tokens, self._relayed),
+                reported.model,
+            )
+            self._meter.settle(self._status, used)
+
+    async def _events(self) -> AsyncIterator[bytes]:
+        wire, usage, stream = self._wire, self._usage, EventStream(self._wire.metered)
+        try:
+            async for chunk in self._answer.aiter_bytes():
                 out = []
                 for event, data in stream.feed(chunk):
-                    if data is None or not (wire.read(data, usage) and drop_usage_chunk):
+                    if data is None or not (wire.read(data, usage) and self._drop):
                         out.append(event)
                     if wire.ends(event, data):
                         # charged before the agent sees the end, so its next call sees the spend
-                        status = "ok"
-                        record(status, usage)
-                if out:
-                    yield b"".join(out)
+                        self._meter.settle("ok", usage)
+                if relayed := b"".join(out):
+                    self._relayed += len(relayed)
+                    yield relayed
             if rest := stream.rest():
+                self._relayed += len(rest)
                 yield rest
-            if status != "ok":
-                status = "cut-short"  # the provider closed the stream without its end event
+            self._status = "cut-short"  # unless settled: no end event came
         except httpx.HTTPError:
-            status = "broken-stream"
-        finally:
-            if status != "ok":  # also when the agent hung up: what it used is still charged
-                record(status, usage)
-            with anyio.CancelScope(shield=True):  # a hung-up agent cancels this task
-                await answer.aclose()
+            self._status = "broken-stream"
+
+
+async def _body(request: Request) -> bytearray | None:
+    """The request's body, or None when it is over MAX_REQUEST_BYTES: known from its
+    Content-Length before reading, or counted as it arrives (never all read into memory)."""
+    if int(request.headers.get("content-length") or 0) > MAX_REQUEST_BYTES:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_REQUEST_BYTES:
+            return None
+    return body
+
+
+def _lost(wire: Wire, meter: _Meter, error: httpx.HTTPError) -> JSONResponse:
+    """An answer lost on its way (timed out, broken off): the provider may have done the work
+    and charged for it, so the call is charged its worst case."""
+    if isinstance(error, httpx.TimeoutException):
+        meter.settle("timeout", meter.worst)
+        message = f"the {wire.name} provider did not answer in time"
+        return _error(wire, 504, "timeout_error", message)
+    meter.settle("broken-answer", meter.worst)
+    return _error(wire, 502, "api_error", f"the {wire.name} provider broke off its answer")
 
 
 def _error(wire: Wire, status: int, kind: str, message: str) -> JSONResponse:
