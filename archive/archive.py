@@ -497,6 +497,15 @@ class Archive:
                 rows,
             ).scalars()
             stored = [_evaluation({**row, "id": i}) for i, row in zip(ids.all(), rows, strict=True)]
+            for result, evaluation in zip(results, stored, strict=True):
+                if result.findings:  # the agent's patch tried to game the grader
+                    flagged = {
+                        "evaluation": evaluation.id,
+                        "benchmark": evaluation.benchmark,
+                        "task": evaluation.task,
+                        "findings": list(result.findings),
+                    }
+                    self._event(conn, "solution_flagged", flagged, run_id=run_id, node_id=node_id)
             for (benchmark, stage), score in totals.items():
                 self._add_score(conn, node_id, benchmark, stage, score)
             total = sum(totals.values(), Score())

@@ -22,6 +22,8 @@ PROVENANCE = "provenance.json"
 def export_node(archive: Archive, node_id: str, out: Path) -> Path:
     """Write `out/agent/`, `out/agent.bundle` and `out/provenance.json`, all or nothing."""
     out = Path(out)
+    if out.is_symlink():  # renaming onto it would replace the link, or fail half-way
+        raise ExportTargetNotEmpty(f"{out} is a symbolic link; export into a new or empty folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportTargetNotEmpty(f"{out} is not empty; export into a new or empty folder")
     node = archive.node(node_id)

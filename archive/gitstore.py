@@ -55,7 +55,8 @@ class _IgnoreRules:
 
     def entering(self, directory: Path, rel: str) -> _IgnoreRules:
         gitignore = directory / ".gitignore"
-        if not gitignore.is_file():
+        # like git, a .gitignore that is a link is not followed: it may point anywhere
+        if gitignore.is_symlink() or not gitignore.is_file():
             return self
         spec = pathspec.GitIgnoreSpec.from_lines(gitignore.read_text(errors="replace").splitlines())
         return _IgnoreRules((*self._rules, (rel, spec)))

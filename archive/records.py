@@ -157,6 +157,9 @@ class EvaluationResult:
     log: bytes | None = None
     patch: bytes | None = None
     trajectory: bytes | None = None
+    findings: tuple[dict[str, Any], ...] = ()
+    """What the grader's solution check flagged (rule, file, line, excerpt): recorded in a
+    `solution_flagged` event with the evaluation, for the safety review."""
 
 
 @dataclass(frozen=True)

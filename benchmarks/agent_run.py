@@ -25,6 +25,11 @@ class AgentRun:
     patch: str
     trajectory: bytes
     result: ExecResult  # how the agent's process ended
+    refused: tuple[str, ...] = ()  # what of its output folder was not taken, and why
+
+    def notes(self) -> str:
+        """What a log should say about the output beyond the patch."""
+        return "".join(f"\nrefused from the agent's output: {why}" for why in self.refused)
 
 
 def git_repository(folder: Path, message: str = "start") -> Path:
@@ -59,14 +64,16 @@ def run_agent(
     sandbox.exec(["sh", "-c", "cat > /work/task.md"], stdin=statement.encode())
     command = [part.format(model=model, max_steps=max_steps) for part in AGENT_COMMAND]
     result = sandbox.exec(command, env=env, timeout_s=timeout_s)
-    sandbox.exec(["mkdir", "-p", "/work/out"])
+    # taken even after a timeout: what the agent left (or broke) is its own result
     with tempfile.TemporaryDirectory(prefix="dgm-out-") as tmp:
-        out = Path(tmp)
-        sandbox.copy_out("/work/out", out)
-        patch = out / "patch.diff"
-        trajectory = out / "trajectory.jsonl"
+        taken = sandbox.copy_out("/work/out", Path(tmp))
+
+        def read(name: str) -> bytes:
+            return (Path(tmp) / name).read_bytes() if name in taken.files else b""
+
         return AgentRun(
-            patch.read_text() if patch.exists() else "",
-            trajectory.read_bytes() if trajectory.exists() else b"",
+            read("patch.diff").decode(errors="replace"),
+            read("trajectory.jsonl"),
             result,
+            tuple(taken.refused),
         )

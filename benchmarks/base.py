@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from archive.records import EvalStatus
+from benchmarks.solution_check import Finding
 
 
 class BenchmarkError(Exception):
@@ -21,11 +21,15 @@ class Outcome:
     status: EvalStatus
     log: str
     duration_s: float
+    findings: tuple[Finding, ...] = ()
+    """What the solution check flagged (the result is then unresolved), for the safety review."""
 
 
-def outcome(status: EvalStatus, log: list[str], start: float) -> Outcome:
+def outcome(
+    status: EvalStatus, log: list[str], start: float, findings: Sequence[Finding] = ()
+) -> Outcome:
     """An outcome whose duration runs from `start` (a `time.monotonic()` reading) to now."""
-    return Outcome(status, "\n".join(log), time.monotonic() - start)
+    return Outcome(status, "\n".join(log), time.monotonic() - start, tuple(findings))
 
 
 class Benchmark(Protocol):
@@ -70,39 +74,3 @@ def read_subsets(folder: Path, tasks: list[str], keep: Callable[[str], bool]) ->
             raise BenchmarkError(f"subset {path} names unknown task {unknown[0]!r}")
         found[path.stem] = ids
     return found
-
-
-def file_diff(name: str, old: str | None, new: str) -> str:
-    """A git-style patch turning `old` into `new` (`old` None: a new file)."""
-    lines = difflib.unified_diff(
-        (old or "").splitlines(keepends=True),
-        new.splitlines(keepends=True),
-        "/dev/null" if old is None else f"a/{name}",
-        f"b/{name}",
-    )
-    body = "".join(lines)
-    if not body:
-        return ""
-    mode = "new file mode 100644\n" if old is None else ""
-    return f"diff --git a/{name} b/{name}\n{mode}{body}"
-
-
-def patch_paths(patch: str) -> list[str]:
-    """The files a git-style patch touches."""
-    return [
-        line.split(" ", 3)[2].removeprefix("a/")
-        for line in patch.splitlines()
-        if line.startswith("diff --git ")
-    ]
-
-
-def drop_sections(patch: str, hidden: Callable[[str], bool]) -> tuple[str, list[str]]:
-    """The patch minus its sections for files `hidden` accepts, and those files' paths."""
-    kept, dropped = [], []
-    for section in patch.split("diff --git ")[1:] if "diff --git " in patch else []:
-        path = section.split(" ", 1)[0].removeprefix("a/")
-        if hidden(path):
-            dropped.append(path)
-        else:
-            kept.append("diff --git " + section)
-    return "".join(kept), dropped

@@ -3,8 +3,11 @@
 `<root>/<language>/exercises/practice/<exercise>/`: `.meta/config.json` lists the solution,
 test and example (reference) files; the statement is `.docs/instructions.md` plus
 `.docs/instructions.append.md` when present. The agent gets the exercise without its tests
-and reference; grading copies the pristine exercise into a fresh sandbox, applies the agent's
-patch (minus any edit of a test file) and runs the language's tests.
+and reference. Grading takes from the agent's patch only the exercise's solution files, as
+Aider's own benchmark does (everything else, tests and runner configuration included, stays
+pristine), applies them with git on the host, flags solutions that could cheat from inside
+the test process (`solution_check`), and runs the language's tests in a fresh sandbox,
+reading their per-test report (`polyglot_runners`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -20,28 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from archive.records import EvalStatus
-from benchmarks.base import (
-    BenchmarkError,
-    Outcome,
-    drop_sections,
-    file_diff,
-    outcome,
-    read_subsets,
-)
+from benchmarks import patches
+from benchmarks.base import BenchmarkError, Outcome, outcome, read_subsets
+from benchmarks.polyglot_runners import REPORT, RUNNERS, Verdict
+from benchmarks.solution_check import check_solution
 from sandbox.base import ExecStatus, Sandbox, SandboxError, SandboxSettings, in_folder
 from sandbox.images import AGENT_LAYER, ImageRecipe
 
 BUILTIN = Path(__file__).with_name("suites") / "polyglot"
-# per language: the shell command that runs an exercise's tests in its folder, as Aider's
-# benchmark runs them (Exercism skips all but the first test unless told otherwise)
-TEST_COMMANDS = {
-    "python": "python3 -m pytest -q -p no:cacheprovider",
-    "go": "go test ./...",
-    "rust": "cargo test --offline -- --include-ignored",
-    "javascript": "ln -sfn /opt/npm/node_modules node_modules"
-    " && sed -i 's/\\bxtest(/test(/g' *.spec.js && npm test",
-    "cpp": "mkdir -p build && cd build && cmake -DEXERCISM_RUN_ALL_TESTS=1 .. && make",
-}
 UNAVAILABLE = {
     "java": "Exercism's Gradle build fetches JUnit 5 and AssertJ from Maven Central, which "
     "cannot be reached here, and Debian's Gradle 4.4 cannot run it",
@@ -119,7 +109,7 @@ class PolyglotBenchmark:
         self._new_sandbox = new_sandbox
         self._settings = settings or SandboxSettings(timeout_s=300, memory_mb=2048)
         self._toolchain_image: str | None = None
-        needs_image = [lang for lang in wanted if lang in TEST_COMMANDS and lang != "python"]
+        needs_image = [lang for lang in wanted if lang in RUNNERS and lang != "python"]
         missing = None  # why the toolchain image is not there
         if needs_image and toolchains is None:
             missing = "no toolchain image was given"
@@ -131,13 +121,14 @@ class PolyglotBenchmark:
         self.unavailable = {}
         """Languages of the checkout that cannot be graded here, with the reason."""
         for lang in wanted:
-            if lang not in TEST_COMMANDS:
+            if lang not in RUNNERS:
                 self.unavailable[lang] = UNAVAILABLE.get(
                     lang, f"dgm has no test command for {lang}"
                 )
             elif lang != "python" and missing:
                 self.unavailable[lang] = missing
         self.languages = tuple(lang for lang in wanted if lang not in self.unavailable)
+        self._expected: dict[str, set[str]] = {}  # task -> the tests its pristine files define
 
     def tasks(self) -> list[str]:
         return sorted(
@@ -188,8 +179,8 @@ class PolyglotBenchmark:
         """The patch that turns the starting files into the exercise's reference solution."""
         folder, files = self._folder(task), self._files(task)
         return "".join(
-            file_diff(name, (folder / name).read_text(), (folder / example).read_text())
-            for name, example in zip(files["solution"], files["example"], strict=False)
+            patches.make(name, _text(folder / name), (folder / example).read_text())
+            for name, example in _references(files["solution"], files["example"])
         )
 
     def grade(self, task: str, patch: str) -> Outcome:
@@ -198,36 +189,98 @@ class PolyglotBenchmark:
             folder, files = self._folder(task), self._files(task)
         except BenchmarkError as error:
             return outcome(EvalStatus.ERROR, [str(error)], start)
-        hidden = {*files["test"], ".meta", ".docs"}
-        kept, dropped = drop_sections(patch, lambda p: p in hidden or p.split("/")[0] in hidden)
-        log = [f"dropped the patch's edits of {', '.join(dropped)}"] if dropped else []
+        language, log = task.partition("/")[0], []
+        try:
+            solution, taken = _solution(folder, files["solution"], patch, log)
+        except patches.PatchError as error:
+            log.append(f"the patch cannot be taken: {error}")
+            return outcome(EvalStatus.UNRESOLVED, log, start)
+        if findings := check_solution(language, solution):
+            log += ["the solution check flags it, so it counts as unresolved:", *map(str, findings)]
+            return outcome(EvalStatus.UNRESOLVED, log, start, findings)
+        runner, tests = RUNNERS[language], files["test"]
+        if task not in self._expected:
+            self._expected[task] = runner.expected(folder, tests)
         # the folder keeps the exercise's name: C++ exercises derive their file names from it
         workdir = f"{self._settings.workdir}/{folder.name}"
         settings = self._settings.model_copy(update={"image": self.image(task)})
         with tempfile.TemporaryDirectory(prefix="dgm-grade-") as tmp:
             pristine = Path(tmp) / folder.name
             shutil.copytree(folder, pristine, ignore=shutil.ignore_patterns(".meta", ".docs"))
+            for name, text in solution.items():
+                (pristine / name).parent.mkdir(parents=True, exist_ok=True)
+                (pristine / name).write_text(text)
             try:
                 with self._new_sandbox(settings) as sandbox:
                     sandbox.copy_in(pristine, workdir)
-                    if kept.strip():
-                        applied = sandbox.exec(
-                            in_folder(workdir, ["git", "apply", "--whitespace=nowarn", "-"]),
-                            stdin=kept.encode(),
-                        )
-                        if applied.exit_code != 0:
-                            log.append(f"the patch does not apply: {applied.stderr.strip()}")
-                            return outcome(EvalStatus.UNRESOLVED, log, start)
-                    command = TEST_COMMANDS[task.partition("/")[0]]
-                    tests = sandbox.exec(in_folder(workdir, ["sh", "-c", command]))
+                    run = sandbox.exec(in_folder(workdir, ["sh", "-c", runner.command(
+                        folder.name, tests)]))  # fmt: skip
+                    report = Path(tmp) / "report"
+                    if run.status is ExecStatus.OK:
+                        sandbox.copy_out(f"{self._settings.workdir}/{REPORT}", report)
             except SandboxError as error:
                 log.append(f"the grading sandbox failed: {error}")
                 return outcome(EvalStatus.ERROR, log, start)
-        log.append(tests.stdout + tests.stderr)
-        if tests.status is ExecStatus.ERROR:
-            return outcome(EvalStatus.ERROR, log, start)
-        if tests.status is ExecStatus.OK and tests.exit_code == 0:
+            log.append(run.stdout + run.stderr)
+            if run.status is ExecStatus.ERROR:
+                return outcome(EvalStatus.ERROR, log, start)
+            if run.status is ExecStatus.OK:
+                verdict = runner.verdict(self._expected[task], report)
+            else:  # it hung, flooded its output or ran out of memory: the solution's fault
+                verdict = Verdict(False, f"the tests did not finish ({run.status.value})")
+        log.append(verdict.summary)
+        if verdict.resolved:
             return outcome(EvalStatus.RESOLVED, log, start)
-        # the tests ran and failed (or hung, or ran out of memory): the solution's fault
-        empty = not kept.strip()
-        return outcome(EvalStatus.EMPTY if empty else EvalStatus.UNRESOLVED, log, start)
+        return outcome(EvalStatus.UNRESOLVED if taken else EvalStatus.EMPTY, log, start)
+
+
+def _references(solution: list[str], examples: list[str]) -> list[tuple[str, str]]:
+    """Each solution file with its reference: the example of the same kind (C++'s `.h` with
+    `.h`; a header-only reference leaves the `.cpp` stub as it is), else the one in its place."""
+    by_suffix = {Path(example).suffix: example for example in examples}
+    paired = [(n, by_suffix[Path(n).suffix]) for n in solution if Path(n).suffix in by_suffix]
+    if len(by_suffix) == len(paired) == len(examples):
+        return paired
+    return list(zip(solution, examples, strict=False))
+
+
+def _solution(
+    folder: Path, names: list[str], patch: str, log: list[str]
+) -> tuple[dict[str, str], bool]:
+    """The solution files (path -> text) once the patch's edits of them are applied, and
+    whether the patch changed any; its edits of anything else are dropped and logged."""
+
+    def allowed(f: patches.FilePatch) -> bool:
+        regular = f.new_mode in (None, 0o100644, 0o100755)
+        return (
+            f.kind in ("modify", "create")
+            and f.paths == [f.new_path]
+            and regular
+            and (f.new_path in names and not f.binary)
+        )
+
+    parsed = patches.parse(patch)
+    kept = [f for f in parsed if allowed(f)]
+    if dropped := sorted({path for f in parsed if not allowed(f) for path in f.paths}):
+        log.append(
+            f"took only the solution files ({', '.join(names)}) from the patch; "
+            f"dropped its edits of {', '.join(dropped)}"
+        )
+    with tempfile.TemporaryDirectory(prefix="dgm-solution-") as scratch:
+        for name in names:
+            if (text := _text(folder / name)) is not None:
+                (Path(scratch) / name).parent.mkdir(parents=True, exist_ok=True)
+                (Path(scratch) / name).write_text(text)
+        patches.apply(kept, Path(scratch))
+        solution = {name: text for name in names if (text := _text(Path(scratch) / name))}
+    return solution, bool(kept)
+
+
+def _text(path: Path) -> str | None:
+    """A regular file's text, never through a link; None when there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, encoding="utf-8", errors="replace", newline="") as f:
+        return f.read() if stat.S_ISREG(os.fstat(fd).st_mode) else None

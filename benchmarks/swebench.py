@@ -5,17 +5,31 @@ A dataset row carries the instance image (`image`), the script that applies the 
 patch and runs the tests (`eval_script`), the log parser's name and the eval type. The agent
 works on a copy of the image's `/testbed` without the test patch; grading starts a fresh
 container of the image (no network, as root in its own writable filesystem, since eval
-scripts edit `/testbed`), applies the patch the way `run_evaluation` does (minus edits of test
-files), runs the eval script and grades the log with `swebench.harness.grading`. The container
-is removed with `docker rm -f`: no 15 s stop per task.
+scripts edit `/testbed`) and removes it with `docker rm -f`: no 15 s stop per task.
+
+What of the patch is graded: it is read as git reads it (`patches`); edits of tests,
+`conftest.py` anywhere, the test runner's configuration (pytest.ini, tox.ini, the pytest and
+tox sections of setup.cfg and pyproject.toml, `pytest11` entry points) and start-up hooks
+(`*.pth`, sitecustomize, package metadata) never reach grading, and the lines it adds must not
+reach into the test framework, `/proc` or the process's exit (`solution_check`). It is applied
+by git alone (`run_evaluation`'s git commands; not GNU patch, which reads patches otherwise).
+The eval script runs in two commands: its set-up, then its test command alone (with the
+set-up's environment lines), so which output is the tests' and their exit status come from
+the engine, not from text the code under test could print. The log handed to swebench's
+grading is rebuilt around that output, and a run whose test command ended abnormally (not
+0 or 1: killed, interrupted, a runner error) is unresolved whatever its log says.
 """
 
 from __future__ import annotations
 
+import configparser
 import json
+import re
+import shlex
 import tarfile
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -23,15 +37,10 @@ import docker
 from docker.errors import APIError, ImageNotFound
 
 from archive.records import EvalStatus
-from benchmarks.base import (
-    BenchmarkError,
-    Outcome,
-    drop_sections,
-    outcome,
-    patch_paths,
-    read_subsets,
-)
-from sandbox.base import ExecResult, ExecStatus, Sandbox, SandboxError, SandboxSettings
+from benchmarks import patches
+from benchmarks.base import BenchmarkError, Outcome, outcome, read_subsets
+from benchmarks.solution_check import check_patch_lines
+from sandbox.base import ExecStatus, Sandbox, SandboxError, SandboxSettings
 
 TESTBED = "/testbed"
 FIELDS = (
@@ -162,30 +171,50 @@ class SWEBenchBenchmark:
             from swebench.harness.utils import make_test_spec
 
             spec = make_test_spec(row)
+            hidden = {p for f in patches.parse(row["test_patch"]) for p in f.paths}
         except (BenchmarkError, KeyError, ValueError) as error:
             return outcome(EvalStatus.ERROR, [str(error)], start)
-        hidden = set(patch_paths(row["test_patch"]))
-        kept, dropped = drop_sections(patch, lambda path: path in hidden or is_test_file(path))
-        log = [f"dropped the patch's edits of {', '.join(dropped)}"] if dropped else []
+        log: list[str] = []
+        try:
+            parsed = patches.parse(patch)
+        except patches.PatchError as error:
+            log.append(f"the patch cannot be taken: {error}")
+            return outcome(EvalStatus.UNRESOLVED, log, start)
+        kept = [f for f in parsed if not any(p in hidden or is_test_file(p) for p in f.paths)]
+        if dropped := sorted({p for f in parsed if f not in kept for p in f.paths}):
+            log.append(f"dropped the patch's edits of {', '.join(dropped)}")
+        added = [(f.new_path or "", n, line) for f in kept for n, line in f.added]
+        if findings := check_patch_lines(added, own_packages(kept)):
+            log += ["the solution check flags it, so it counts as unresolved:", *map(str, findings)]
+            return outcome(EvalStatus.UNRESOLVED, log, start, findings)
+        setup, tests = split_eval_script(spec.eval_script_list)
         try:
             with self._new_sandbox(self._settings.model_copy(update={"image": image})) as box:
-                if kept.strip() and not _apply(box, kept, log):
+                if kept and not _apply(box, patches.join(kept), log):
                     return outcome(EvalStatus.UNRESOLVED, log, start)
-                box.exec(["sh", "-c", "cat > /eval.sh"], stdin=spec.eval_script.encode())
-                run = box.exec(["bash", "-c", "bash /eval.sh 2>&1"])
+                if changed := _runner_config_changed(box, kept):
+                    log.append(f"the patch changes the test runner's configuration in {changed}")
+                    return outcome(EvalStatus.UNRESOLVED, log, start)
+                prepared = box.exec(["bash", "-c", "bash -s 2>&1"], stdin=setup.encode())
+                run = box.exec(["bash", "-c", "bash -s 2>&1"], stdin=tests.encode())
         except SandboxError as error:
             log.append(f"the grading container failed: {error}")
             return outcome(EvalStatus.ERROR, log, start)
-        log.append(run.stdout + run.stderr)
-        if run.status is ExecStatus.ERROR:
+        ran = rebuilt_log(prepared.stdout + prepared.stderr, run)
+        log.append(ran)
+        if ExecStatus.ERROR in (prepared.status, run.status):
             log.append("the grading container died")
             return outcome(EvalStatus.ERROR, log, start)
-        if run.status is not ExecStatus.OK:
+        failed = EvalStatus.UNRESOLVED if kept else EvalStatus.EMPTY
+        if prepared.status is not ExecStatus.OK or run.status is not ExecStatus.OK:
             log.append(f"the tests did not finish: {run.status.value}")
-            return outcome(_failed(kept), log, start)
-        resolved, report = _report(spec, kept, run)
+            return outcome(failed, log, start)
+        if run.exit_code not in (0, 1):
+            log.append(f"the test command ended abnormally (exit status {run.exit_code})")
+            return outcome(failed, log, start)
+        resolved, report = _report(spec, patch, ran)
         log.append(json.dumps(report, indent=1))
-        return outcome(EvalStatus.RESOLVED if resolved else _failed(kept), log, start)
+        return outcome(EvalStatus.RESOLVED if resolved else failed, log, start)
 
     def _has(self, image: str) -> bool:
         try:
@@ -203,21 +232,119 @@ class SWEBenchBenchmark:
 
 
 def is_test_file(path: str) -> bool:
-    """Files an agent's patch may not bring into grading, whatever the test patch says."""
-    name = PurePosixPath(path).name
+    """Files an agent's patch may not bring into grading, whatever the test patch says: tests,
+    `conftest.py` anywhere, the test runner's own configuration files, and what Python runs at
+    start-up or reads to load plugins."""
+    pure = PurePosixPath(path)
+    name = pure.name
     return (
-        name == "conftest.py"
+        name in _RUNNER_FILES
         or (name.startswith("test_") and name.endswith(".py"))
-        or name.endswith(("_test.py", "_tests.py"))
+        or name.endswith(("_test.py", "_tests.py", ".pth"))
+        or any(part.endswith((".egg-info", ".dist-info")) for part in pure.parts[:-1])
     )
 
 
+_RUNNER_FILES = {
+    "conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "sitecustomize.py",
+    "usercustomize.py", "entry_points.txt",
+}  # fmt: skip
+# what of setup.cfg / pyproject.toml configures the test runner (or registers its plugins)
+_RUNNER_SECTIONS = re.compile(r"^(tool:pytest|pytest|tox(:.*)?|testenv(:.*)?)$")
+_RUNNER_TABLES = (("tool", "pytest"), ("tool", "tox"), ("project", "entry-points", "pytest11"),
+                  ("tool", "poetry", "plugins", "pytest11"))  # fmt: skip
+
+
+def own_packages(files: list[patches.FilePatch]) -> set[str]:
+    """The repository's own top-level packages, as far as the patch shows them."""
+    parts = [PurePosixPath(p).parts for f in files for p in f.paths if p.endswith(".py")]
+    return {p[1] if p[0] == "src" and len(p) > 2 else p[0] for p in parts if len(p) > 1}
+
+
+def split_eval_script(lines: list[str]) -> tuple[str, str]:
+    """The eval script as two scripts: its set-up (everything before the test output's start
+    marker) and its test command alone, after the set-up's environment lines (`source`,
+    `conda activate`, `cd`, `export`) so it runs where the set-up left it. A script without
+    markers runs whole as the "tests", and its exit status is then its last command's."""
+    from swebench.harness.constants import END_TEST_OUTPUT, START_TEST_OUTPUT, TEST_EXIT_CODE_VAR
+
+    head = "#!/bin/bash\nset -uxo pipefail\n"
+    # swebench records the exit status in a variable; here it is the command's own
+    lines = [line for line in lines if not line.startswith(f"{TEST_EXIT_CODE_VAR}=")]
+    starts = [i for i, line in enumerate(lines) if START_TEST_OUTPUT in line]
+    ends = [i for i, line in enumerate(lines) if END_TEST_OUTPUT in line]
+    if not starts or not ends or ends[0] < starts[0]:
+        return head, head + "\n".join(lines) + "\n"
+    before, between = lines[: starts[0]], lines[starts[0] + 1 : ends[0]]
+    env, heredoc = [], None
+    for line in before:
+        if heredoc:  # a test patch's body is not the environment
+            heredoc = None if line == heredoc else heredoc
+        elif match := re.search(r"<<-?\s*['\"]?(\w+)['\"]?", line):
+            heredoc = match.group(1)
+        elif re.match(r"\s*(source|\.|conda activate|cd|export)\s", line):
+            env.append(line)
+    return head + "\n".join(before) + "\n", head + "\n".join([*env, *between]) + "\n"
+
+
+def rebuilt_log(setup_output: str, run) -> str:
+    """The log swebench's grading reads: the set-up's output, then the test command's output
+    between the markers, with every marker the code under test may have printed defused,
+    then the exit status the engine reported."""
+    from swebench.harness.constants import END_TEST_OUTPUT, START_TEST_OUTPUT, TEST_EXIT_CODE
+
+    tests = re.sub(r">>>>>", "> > > > >", run.stdout + run.stderr)
+    return (
+        f"{setup_output}\n+ : '{START_TEST_OUTPUT}'\n{tests}\n+ : '{END_TEST_OUTPUT}'\n"
+        f"{TEST_EXIT_CODE}: {run.exit_code}\n"
+    )
+
+
+def _runner_config_changed(box: Sandbox, kept: list[patches.FilePatch]) -> str | None:
+    """The first setup.cfg or pyproject.toml whose test-runner sections the applied patch
+    changed. Read from the grading container before anything of the agent's has run."""
+    for path in sorted({p for f in kept for p in f.paths}):
+        name = PurePosixPath(path).name
+        if name not in ("setup.cfg", "pyproject.toml"):
+            continue
+        quoted = shlex.quote(path)
+        before = box.exec(["sh", "-c", f"git show HEAD:{quoted} 2>/dev/null"]).stdout
+        after = box.exec(["sh", "-c", f"cat {quoted} 2>/dev/null"]).stdout
+        if _runner_sections(name, before) != _runner_sections(name, after):
+            return path
+    return None
+
+
+def _runner_sections(name: str, text: str) -> object:
+    """What of a setup.cfg or pyproject.toml the test runner reads; a file that cannot be
+    read stands for itself (so any change to it counts)."""
+    try:
+        if name == "setup.cfg":
+            parser = configparser.RawConfigParser(strict=False)
+            parser.read_string(text)
+            found = {s: dict(parser[s]) for s in parser.sections() if _RUNNER_SECTIONS.match(s)}
+            if parser.has_option("options.entry_points", "pytest11"):
+                found["pytest11"] = parser.get("options.entry_points", "pytest11")
+            return found
+        data = tomllib.loads(text)
+    except (configparser.Error, tomllib.TOMLDecodeError):
+        return text
+    found = {}
+    for keys in _RUNNER_TABLES:
+        value = data
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        found[".".join(keys)] = value
+    return found
+
+
 def _apply(box: Sandbox, patch: str, log: list[str]) -> bool:
-    """Apply as `run_evaluation` does: git apply, then --3way, --reject, then `patch`."""
+    """Apply as `run_evaluation` does, with its git commands only: `patch --fuzz` reads a
+    patch otherwise than git, so the filters above would not have seen what it applies."""
     from swebench.harness.run_evaluation import GIT_APPLY_CMDS
 
     box.exec(["sh", "-c", "cat > /tmp/patch.diff"], stdin=patch.encode())
-    for attempt, command in enumerate(GIT_APPLY_CMDS):
+    for attempt, command in enumerate(c for c in GIT_APPLY_CMDS if c.startswith("git apply")):
         if attempt:  # a failed attempt can leave a half-applied tree
             box.exec(["bash", "-c", "git checkout -- . ; git clean -fdq"])
         applied = box.exec(["bash", "-c", f"{command} /tmp/patch.diff"])
@@ -228,17 +355,13 @@ def _apply(box: Sandbox, patch: str, log: list[str]) -> bool:
     return False
 
 
-def _report(spec, patch: str, run: ExecResult) -> tuple[bool, dict]:
+def _report(spec, patch: str, log: str) -> tuple[bool, dict]:
     from swebench.harness.grading import get_eval_report
 
     with tempfile.NamedTemporaryFile("w", suffix=".log") as output:
-        output.write(run.stdout + run.stderr)
+        output.write(log)
         output.flush()
         prediction = {"instance_id": spec.instance_id, "model_patch": patch}
         report = get_eval_report(spec, prediction, output.name, include_tests_status=True)
     entry = report[spec.instance_id]
     return bool(entry["resolved"]), entry
-
-
-def _failed(patch: str) -> EvalStatus:
-    return EvalStatus.UNRESOLVED if patch.strip() else EvalStatus.EMPTY

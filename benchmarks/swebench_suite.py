@@ -24,7 +24,8 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, BuildError
 
-from benchmarks.base import BenchmarkError, file_diff, patch_paths
+from benchmarks import patches
+from benchmarks.base import BenchmarkError
 from benchmarks.swebench import TESTBED, SWEBenchBenchmark
 from sandbox.base import Sandbox, SandboxSettings
 from sandbox.images import ImageRecipe, ensure_base_image, recipe_tag
@@ -84,7 +85,7 @@ def _overlay_patch(folder: Path, overlay: str) -> str:
         name = str(path.relative_to(folder / overlay))
         before = folder / "repo" / name
         parts.append(
-            file_diff(name, before.read_text() if before.exists() else None, path.read_text())
+            patches.make(name, before.read_text() if before.exists() else None, path.read_text())
         )
     return "".join(parts)
 
@@ -105,7 +106,7 @@ def rows(base_image: str | None = None) -> list[dict]:
         with tempfile.TemporaryDirectory(prefix="dgm-testbed-") as tmp:
             base = testbed(folder, Path(tmp))
         test_patch = _overlay_patch(folder, "test_patch")
-        tests = " ".join(patch_paths(test_patch))
+        tests = " ".join(p for f in patches.parse(test_patch) for p in f.paths)
         instance = folder.name
         image = f"{IMAGE_PREFIX}{instance.replace('__', '_1776_')}:{_digest(folder, base_image)}"
         found.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 from archive import Archive
@@ -91,16 +92,18 @@ def evaluate(
             return harness_error(f"the agent's sandbox failed: {error}")
         finally:
             spent = gateway.close_unit(lease)
+    findings = ()
     if run.result.status is ExecStatus.TIMEOUT and not run.patch.strip():
         status, log = EvalStatus.TIMEOUT, "the agent ran out of time"
     elif not run.patch.strip():
         status, log = EvalStatus.EMPTY, "the agent produced no patch"
     else:
         outcome = benchmark.grade(task, run.patch)
-        status, log = outcome.status, outcome.log
+        status, log, findings = outcome.status, outcome.log, outcome.findings
+    log += run.notes()
     result = EvaluationResult(
         benchmark.name, task, status, duration_s=time.monotonic() - start,
         cost_usd=spent.usd, model=model, log=log.encode(), patch=run.patch.encode(),
-        trajectory=run.trajectory,
+        trajectory=run.trajectory, findings=tuple(asdict(f) for f in findings),
     )  # fmt: skip
     return archive.record_evaluations(node_id, [result], run_id=run_id)[0]

@@ -13,9 +13,8 @@ with the reason, and an expansion without a usable diff is an `expansion_failed`
 
 from __future__ import annotations
 
+import os
 import random
-import re
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from pydantic import BaseModel
 
 from archive import Archive
 from archive.records import EvalStatus, Evaluation, NodeStatus, Origin
+from benchmarks import patches
 from benchmarks.agent_run import git_repository, run_agent
 from dgm.fm.client import FMClient, first_json_object
 from dgm.fm.errors import FMError
@@ -217,18 +217,16 @@ def expand(
         result.duration_s = time.monotonic() - start
         if not patch.strip():
             why = f"empty diff (agent: {run.result.status.value}, exit {run.result.exit_code})"
+            why += run.notes()
             return _failed(archive, result, why, run_id, trajectory=trajectory)
-        if outside := _paths_outside(patch):
-            why = f"the diff touches files outside the agent tree: {', '.join(outside)}"
-            return _failed(archive, result, why, run_id, patch=patch, trajectory=trajectory)
-        applied = subprocess.run(
-            ["git", "-C", str(code), "apply", "--whitespace=nowarn", "-"],
-            input=patch,
-            capture_output=True,
-            text=True,
-        )
-        if applied.returncode != 0:
-            why = f"the diff does not apply: {applied.stderr.strip()}"
+        try:
+            changed = patches.parse(patch)
+            if outside := _paths_outside(changed):
+                why = f"the diff touches files outside the agent tree: {', '.join(outside)}"
+                return _failed(archive, result, why, run_id, patch=patch, trajectory=trajectory)
+            patches.apply(changed, code)
+        except patches.PatchError as error:
+            why = f"the diff cannot be used: {error}"
             return _failed(archive, result, why, run_id, patch=patch, trajectory=trajectory)
 
         with new_sandbox(box.model_copy(update={"gateway_socket": None})) as sandbox:
@@ -251,7 +249,7 @@ def expand(
             meta={
                 "entry": entry,
                 "diagnosis": result.diagnosis,
-                "diff_stats": _diff_stats(patch),
+                "diff_stats": _diff_stats(changed),
                 "tests_passed": passed,
                 "tests_output": (test.stdout + test.stderr)[-4000:],
                 "reason": result.reason,
@@ -307,9 +305,21 @@ def _diagnose(
 
 
 def agent_code(code: Path) -> str:
-    """An agent's Python and Markdown files, each under its path, in path order."""
-    files = sorted(p for p in code.rglob("*") if p.is_file() and p.suffix in (".py", ".md"))
-    shown = (f"## {p.relative_to(code)}\n```\n{p.read_text(errors='replace')}```" for p in files)
+    """An agent's Python and Markdown files, each under its path, in path order. A link is
+    shown as a link, never followed: the agent may have pointed it at any host file."""
+    paths = sorted(
+        Path(root, name).relative_to(code)
+        for root, _, files in os.walk(code)  # does not enter linked folders
+        for name in files
+        if Path(name).suffix in (".py", ".md")
+    )
+    shown = []
+    for relative in paths:
+        path = code / relative
+        if path.is_symlink():
+            shown.append(f"## {relative} (a link to {os.readlink(path)}; not followed)")
+        else:
+            shown.append(f"## {relative}\n```\n{path.read_text(errors='replace')}```")
     return "\n\n".join(shown)
 
 
@@ -325,23 +335,19 @@ def _problem_statement(diagnosis: dict[str, str]) -> str:
     return "\n\n".join(part for part in body if part) + "\n"
 
 
-_DIFF_PATHS = re.compile(r"^(?:diff --git a/(\S+) b/(\S+)|(?:\+\+\+|---) (?:[ab]/)?(\S+))", re.M)
-
-
-def _paths_outside(patch: str) -> list[str]:
+def _paths_outside(changed: list[patches.FilePatch]) -> list[str]:
     """Paths of the diff that leave the agent's folder (absolute, `..`, or inside `.git`)."""
-    found = {p for match in _DIFF_PATHS.findall(patch) for p in match if p and p != "/dev/null"}
+    found = {p for f in changed for p in f.paths}
     return sorted(
         p for p in found if p.startswith("/") or ".." in p.split("/") or p.split("/")[0] == ".git"
     )
 
 
-def _diff_stats(patch: str) -> dict[str, int]:
-    lines = patch.splitlines()
+def _diff_stats(changed: list[patches.FilePatch]) -> dict[str, int]:
     return {
-        "files": sum(line.startswith("diff --git ") for line in lines),
-        "insertions": sum(line.startswith("+") and not line.startswith("+++") for line in lines),
-        "deletions": sum(line.startswith("-") and not line.startswith("---") for line in lines),
+        "files": len(changed),
+        "insertions": sum(len(f.added) for f in changed),
+        "deletions": sum(len(f.removed) for f in changed),
     }
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from sandbox.base import ExecResult, Sandbox, SandboxError, SandboxSettings
+from sandbox.base import ExecResult, Sandbox, SandboxError, SandboxSettings, Taken
 
 T = TypeVar("T")
 
@@ -82,8 +82,8 @@ class _Held:
     def copy_in(self, source: Path, target: str | None = None) -> None:
         self._call(self.inner.copy_in, source, target)
 
-    def copy_out(self, source: str, target: Path) -> None:
-        self._call(self.inner.copy_out, source, target)
+    def copy_out(self, source: str, target: Path) -> Taken:
+        return self._call(self.inner.copy_out, source, target)
 
     def _call(self, method: Callable[..., T], *args, **options) -> T:
         self.pool._check()

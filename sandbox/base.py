@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -44,6 +44,14 @@ class ExecResult:
     duration_s: float
 
 
+@dataclass
+class Taken:
+    """What `copy_out` wrote (relative paths) and what it refused ("path: why")."""
+
+    files: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
 class SandboxSettings(BaseModel):
     """Limits every sandbox runs under. Defaults fit one 2-core machine."""
 
@@ -58,7 +66,12 @@ class SandboxSettings(BaseModel):
     timeout_s: float = Field(600.0, gt=0)
     """Default wall-clock limit of one command."""
     output_bytes: int = Field(10_000_000, ge=1024)
-    """Most bytes of stdout plus stderr kept from one command; past it the command is killed."""
+    """Most bytes of stdout plus stderr kept from one command; past it the sandbox is
+    stopped."""
+    copy_out_bytes: int = Field(64_000_000, ge=1024)
+    """Most bytes of files `copy_out` takes; files past it are refused."""
+    copy_out_files: int = Field(10_000, ge=1)
+    """Most files and folders `copy_out` takes; the rest are refused."""
     user: str = "1000:1000"
     """Non-root user the agent runs as."""
     runtime: str | None = None
@@ -95,8 +108,12 @@ class Sandbox(Protocol):
     ) -> ExecResult:
         """Run a command in the work directory; never hangs past its timeout."""
 
-    def copy_out(self, source: str, target: Path) -> None:
-        """Copy a folder from the sandbox into a host folder."""
+    def copy_out(self, source: str, target: Path) -> Taken:
+        """Take a folder's regular files and folders out of the sandbox into `target` (new
+        or empty), its processes stopped meanwhile; links, FIFOs, unsafe names and what is
+        over the limits are refused and listed, never followed. Works on a sandbox stopped
+        by a timeout, OOM or output flood; raises `SandboxError` only when the sandbox itself
+        is gone."""
 
     def close(self) -> None:
         """Destroy the sandbox and everything in it."""

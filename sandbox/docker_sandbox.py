@@ -1,10 +1,14 @@
 """Docker sandbox: one container per unit, no network, hard limits, always removed.
 
-The container's root filesystem is read-only; the work directory is a size-limited tmpfs.
-Files go in and out as tar streams through `exec` (Docker's archive API cannot reach into a
-tmpfs mount). Commands run through the exec API with a host-side deadline: a command that
-outlives it, or that floods its output, gets the whole container killed, so nothing it
-started lingers.
+The container's root filesystem is read-only; the work directory is a size-limited tmpfs
+volume (a plain tmpfs mount is invisible to Docker's archive API) and `/tmp` a tmpfs.
+Commands run through the exec API as the agent's user, with a host-side deadline; the
+container's own processes (its init and `sleep`) run as root without capabilities, so the
+agent cannot end the container. A command that outlives its deadline, floods its output or
+runs out of memory gets the whole container frozen (`docker pause`): nothing it started keeps
+running, and its files can still be taken out. Files go in as a tar stream through `exec`;
+they come out through the engine's archive of the frozen container, never through a process
+the agent could reach, and only as regular files and folders (`sandbox.outputs`).
 """
 
 from __future__ import annotations
@@ -18,12 +22,22 @@ import struct
 import tarfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import DriverConfig, Mount
 
-from sandbox.base import GATEWAY_DIR, ExecResult, ExecStatus, SandboxError, SandboxSettings
+from sandbox.base import (
+    GATEWAY_DIR,
+    ExecResult,
+    ExecStatus,
+    SandboxError,
+    SandboxSettings,
+    Taken,
+)
+from sandbox.outputs import take_tar
 
 LABEL = "dgm.sandbox"
 _KILLED = 137  # 128 + SIGKILL
@@ -63,7 +77,7 @@ def reap(client: docker.DockerClient, run_id: str | None = None) -> int:
     removed = 0
     for container in client.containers.list(all=True, filters={"label": labels}):
         try:
-            container.remove(force=True)
+            container.remove(force=True, v=True)
             removed += 1
         except NotFound:
             pass
@@ -82,12 +96,18 @@ class DockerSandbox:
     ):
         self.settings = settings or SandboxSettings()
         self._client = client or connect()
-        self._dead: str | None = None
+        self._dead: str | None = None  # why commands are refused
+        self._closed = False
+        self._paused = False
         s = self.settings
         image = s.image or image  # the settings' image (a benchmark's) wins over the default
         uid, _, gid = s.user.partition(":")
-        # exec: compiled languages build and run binaries in the work directory and /tmp
-        owned = f"uid={uid},gid={gid or uid},mode=0755,exec"
+        # compiled languages build and run binaries in the work directory and /tmp: a tmpfs
+        # volume allows exec, and /tmp is told to (Docker's tmpfs default is noexec)
+        owned = f"uid={uid},gid={gid or uid},mode=0755"
+        work = DriverConfig(
+            "local", {"type": "tmpfs", "device": "tmpfs", "o": f"size={s.disk_mb}m,{owned}"}
+        )
         try:
             # create, not run: `run` pulls a missing image, and nothing here may reach a registry
             self._container = self._client.containers.create(
@@ -100,12 +120,10 @@ class DockerSandbox:
                 nano_cpus=int(s.cpus * 1e9),
                 pids_limit=s.pids + (_GVISOR_THREADS if s.runtime == "runsc" else 0),
                 read_only=not s.writable_image,
-                tmpfs=(
-                    {}
-                    if s.writable_image
-                    else {s.workdir: f"size={s.disk_mb}m,{owned}", "/tmp": f"size=64m,{owned}"}
-                ),
-                user=s.user,
+                # an anonymous volume: removed with the container
+                mounts=[] if s.writable_image else [Mount(s.workdir, None, driver_config=work)],
+                tmpfs={} if s.writable_image else {"/tmp": f"size=64m,{owned},exec"},
+                user="0:0",  # init and `sleep`: out of the agent's reach (commands run as s.user)
                 working_dir=s.workdir,
                 environment={} if s.writable_image else {"HOME": s.workdir},
                 cap_drop=["ALL"],
@@ -146,7 +164,8 @@ class DockerSandbox:
         target = f"{GATEWAY_DIR}/{os.path.basename(s.gateway_socket or '')}"
         api = self._client.api
         bridge = ["python3", "/tmp/dgm-bridge.py", str(s.gateway_port), target]
-        api.exec_start(api.exec_create(self._container.id, bridge)["Id"], detach=True)
+        started = api.exec_create(self._container.id, bridge, user=s.user)
+        api.exec_start(started["Id"], detach=True)
         ready = self.exec(["python3", "-c", _WAIT_FOR_PORT, str(s.gateway_port)], timeout_s=15)
         if ready.exit_code != 0:
             raise SandboxError(f"the gateway bridge did not start: {ready.stderr.strip()}")
@@ -163,8 +182,12 @@ class DockerSandbox:
 
     def close(self) -> None:
         self._dead = self._dead or "closed"
+        self._closed = True
+        if self._paused:  # gVisor cannot kill a frozen container
+            with contextlib.suppress(APIError):
+                self._client.api.unpause(self._container.id)
         try:
-            self._container.remove(force=True)
+            self._container.remove(force=True, v=True)
         except NotFound:
             pass
         except APIError as error:
@@ -185,15 +208,34 @@ class DockerSandbox:
         if result.status is not ExecStatus.OK or result.exit_code != 0:
             raise SandboxError(f"copying {source} into the sandbox failed: {result.stderr.strip()}")
 
-    def copy_out(self, source: str, target: Path) -> None:
-        status, code, out, err, _ = self._run(["tar", "-c", "-f", "-", "-C", source, "."])
-        if status is not ExecStatus.OK or code != 0:
-            reason = err.decode(errors="replace").strip() or status.value
-            raise SandboxError(f"copying {source} out of the sandbox failed: {reason}")
-        target = Path(target)
-        target.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=io.BytesIO(out), mode="r") as tar:
-            tar.extractall(target, filter="data")  # refuses paths and links leaving target
+    def copy_out(self, source: str, target: Path) -> Taken:
+        """Take `source`'s regular files and folders into `target` (new or empty) from the
+        engine's archive of the container, every process in it frozen meanwhile."""
+        if self._closed:
+            raise SandboxError("this sandbox was closed; start a new one")
+        api, cid = self._client.api, self._container.id
+        frozen_here = not self._paused
+        try:
+            if frozen_here:
+                api.pause(cid)
+                self._paused = True
+            try:
+                chunks, _ = api.get_archive(cid, source)
+            except NotFound:
+                return Taken(refused=[f"{source}: not a folder (missing)"])
+            return take_tar(
+                _Stream(chunks), target, max_bytes=self.settings.copy_out_bytes,
+                max_entries=self.settings.copy_out_files,
+            )  # fmt: skip
+        except APIError as error:
+            raise SandboxError(
+                f"copying {source} out of the sandbox failed: {error.explanation}"
+            ) from error
+        finally:
+            if frozen_here and self._paused and not self._closed:
+                with contextlib.suppress(APIError):
+                    api.unpause(cid)
+                    self._paused = False
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -218,7 +260,7 @@ class DockerSandbox:
         stdin: bytes | None = None,
     ) -> tuple[ExecStatus, int | None, bytes, bytes, float]:
         if self._dead:
-            raise SandboxError(f"this sandbox was killed ({self._dead}); start a new one")
+            raise SandboxError(f"this sandbox was stopped ({self._dead}); start a new one")
         api = self._client.api
         start = time.monotonic()
         deadline = start + (timeout_s or self.settings.timeout_s)
@@ -229,6 +271,7 @@ class DockerSandbox:
                 stdin=stdin is not None,
                 environment=env,
                 workdir=self.settings.workdir,
+                user=self.settings.user,
             )["Id"]
             sock = api.exec_start(exec_id, socket=True)
         except APIError as error:
@@ -240,7 +283,7 @@ class DockerSandbox:
                 raw.shutdown(socket.SHUT_WR)
             status, out, err = self._read(raw, deadline)
             if status is not ExecStatus.OK:
-                self._kill(status.value, raw)
+                self._freeze(status.value, raw)
         finally:
             sock.close()
         code = None
@@ -259,7 +302,7 @@ class DockerSandbox:
                 return ExecStatus.ERROR, None, out, err, time.monotonic() - start
             if code == _KILLED and self._oom_killed():
                 status = ExecStatus.OOM
-                self._kill(status.value)
+                self._freeze(status.value)
             elif code == _KILLED and not self._alive():
                 self._dead = "its container died"
                 return ExecStatus.ERROR, None, out, err, time.monotonic() - start
@@ -329,17 +372,15 @@ class DockerSandbox:
                 return True
             time.sleep(0.05)
 
-    def _kill(self, reason: str, stream: socket.socket | None = None) -> None:
-        """Kill the container; drain the command's stream meanwhile.
-
-        The daemon will not finish a kill while it is blocked writing a stream nobody reads,
-        so the stream is read (and dropped) until the kill closes it.
-        """
+    def _freeze(self, reason: str, stream: socket.socket | None = None) -> None:
+        """Freeze every process in the container (its files stay readable); refuse further
+        commands. The command's stream is drained meanwhile: the daemon may be blocked
+        writing a stream nobody reads."""
         self._dead = reason
-        killer = threading.Thread(target=self._kill_container, daemon=True)
-        killer.start()
+        freezer = threading.Thread(target=self._pause_container, daemon=True)
+        freezer.start()
         if stream is not None:
-            # until the stream ends, or the kill is done (gVisor may leave the stream open)
+            # until the stream ends, or the freeze is done (the frozen command never ends it)
             stream.settimeout(0.1)
             deadline = time.monotonic() + _DRAIN_S
             while time.monotonic() < deadline:
@@ -347,15 +388,38 @@ class DockerSandbox:
                     if not stream.recv(1 << 16):
                         break
                 except TimeoutError:
-                    if not killer.is_alive():
+                    if not freezer.is_alive():
                         break
                 except OSError:
                     break
-        killer.join(_DRAIN_S)
+        freezer.join(_DRAIN_S)
 
-    def _kill_container(self) -> None:
-        with contextlib.suppress(APIError):  # already gone
-            self._container.kill()
+    def _pause_container(self) -> None:
+        try:
+            self._client.api.pause(self._container.id)
+            self._paused = True
+        except APIError:  # already gone, or cannot be frozen: then nothing may run on
+            with contextlib.suppress(APIError):
+                self._container.kill()
+
+
+class _Stream(io.RawIOBase):
+    """The chunks of Docker's archive stream as a file, for `tarfile`'s stream mode."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks, self._left = chunks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._left:
+            self._left = next(self._chunks, b"")
+            if not self._left:
+                return 0
+        size = min(len(buffer), len(self._left))
+        buffer[:size], self._left = self._left[:size], self._left[size:]
+        return size
 
 
 def _as_agent(info: tarfile.TarInfo) -> tarfile.TarInfo:

@@ -22,6 +22,7 @@ if [ "${DGM_WITH_DOCKER:-0}" = 1 ]; then
   command -v dockerd >/dev/null || packages+=(docker.io)
   command -v debootstrap >/dev/null || packages+=(debootstrap)
   command -v bwrap >/dev/null || packages+=(bubblewrap)
+  dpkg -s libseccomp2 >/dev/null 2>&1 || packages+=(libseccomp2)  # bwrap's seccomp filter
   command -v runsc >/dev/null || packages+=(runsc)
   command -v npm >/dev/null || packages+=(npm)
 fi

@@ -202,6 +202,21 @@ def gvisor(docker_client) -> str:
     return "runsc"
 
 
+@pytest.fixture(scope="module", params=["docker", "gvisor"])
+def docker_runtime(request, docker_client, base_image):
+    """A factory of Docker sandboxes with Docker's own runtime, then with gVisor's (for
+    module-wide fixtures such as a benchmark's grader)."""
+    from sandbox.docker_sandbox import DockerSandbox
+
+    runtime = request.getfixturevalue("gvisor") if request.param == "gvisor" else None
+
+    def make(settings):
+        settings = settings.model_copy(update={"runtime": runtime})
+        return DockerSandbox(base_image, settings, client=docker_client)
+
+    return make
+
+
 @pytest.fixture(params=["docker", "gvisor", "bwrap"])
 def new_sandbox(request):
     """A factory of sandboxes of one backend; every one it makes is closed afterwards."""

@@ -28,19 +28,33 @@ def test_list():
 
 def test_verify_a_checkout_finds_a_broken_exercise(base_image, tmp_path):
     practice = tmp_path / "python" / "exercises" / "practice"
-    for name in ("roman", "clamp"):
+    for name in ("roman", "clamp", "shout"):
         shutil.copytree(PRACTICE / name, practice / name)
     # a reference solution that does not solve its exercise
     shutil.copy(PRACTICE / "clamp" / "clamp.py", practice / "clamp" / ".meta" / "example.py")
+    # one that solves it, but in a way the solution check flags
+    example = practice / "shout" / ".meta" / "example.py"
+    example.write_text("import atexit\n" + example.read_text())
     result = run_dgm(
         "bench", "verify", "--benchmark", "polyglot", "--path", str(tmp_path), "--json",
         "--backend", "docker",
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
-    assert json.loads(result.stdout) == [
-        {"task": "python/clamp", "reference": "empty", "baseline": "empty", "ok": False},
-        {"task": "python/roman", "reference": "resolved", "baseline": "empty", "ok": True},
-    ]
+    rows = json.loads(result.stdout)
+    flagged = rows[2].pop("flagged")
+    assert rows == [
+        {"task": "python/clamp", "reference": "empty", "baseline": "empty", "ok": False,
+         "flagged": []},
+        {"task": "python/roman", "reference": "resolved", "baseline": "empty", "ok": True,
+         "flagged": []},
+        {"task": "python/shout", "reference": "unresolved", "baseline": "empty", "ok": False},
+    ]  # fmt: skip
+    assert flagged == ["shout.py:1: runs code when the process exits (exit-hook): import atexit"]
+    text = run_dgm(
+        "bench", "verify", "--benchmark", "polyglot", "--path", str(tmp_path),
+        "--backend", "docker",
+    )  # fmt: skip
+    assert "python/shout: the solution check flags the reference: shout.py:1" in text.stdout
 
 
 def test_bad_input(tmp_path):

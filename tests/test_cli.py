@@ -294,6 +294,20 @@ def test_export_target_not_empty(populated, tmp_path):
     assert (empty / "provenance.json").exists()
 
 
+@pytest.mark.parametrize("points_to", ["an empty folder", "nothing"])
+def test_export_onto_a_symlink_fails_cleanly(populated, tmp_path, points_to):
+    arc, ids = populated
+    elsewhere = tmp_path / "elsewhere"
+    if points_to == "an empty folder":
+        elsewhere.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(elsewhere)
+    result = run_dgm("export", ids["a"][:6], "--out", str(link), archive=arc)
+    fails_cleanly(result, "is a symbolic link; export into a new or empty folder")
+    assert link.is_symlink() and not list(tmp_path.glob(".link.export*"))
+    assert not elsewhere.exists() or not any(elsewhere.iterdir())
+
+
 def test_bad_agent_folder(tmp_path):
     arc = tmp_path / "arc"
     ok(run_dgm("init", archive=arc))

@@ -44,7 +44,7 @@ def test_edits_of_the_tests_are_dropped(bench, tmp_path):
     cheat = {"shout_test.py": "def test_nothing():\n    pass\n", "shout.py": "def shout(t):\n"}
     outcome = bench.grade("python/shout", agent_patch(tmp_path, bench, "python/shout", cheat))
     assert outcome.status is EvalStatus.UNRESOLVED
-    assert "dropped the patch's edits of shout_test.py" in outcome.log
+    assert "dropped its edits of shout_test.py" in outcome.log
 
 
 def test_a_patch_that_does_not_apply_is_unresolved(bench):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from archive.records import EvalStatus
-from benchmarks.base import file_diff
+from benchmarks.patches import make
 from benchmarks.polyglot import TOOLCHAINS, PolyglotBenchmark
 from sandbox.docker_sandbox import DockerSandbox
 from sandbox.images import ensure_base_image
@@ -52,7 +52,7 @@ def test_every_language_with_a_toolchain_grades_and_java_is_unavailable(bench):
 def test_the_tests_exercism_skips_by_default_are_run(bench, task):
     name, text = ALMOST[task]
     start = (CHECKOUT / task.replace("/", "/exercises/practice/") / name).read_text()
-    outcome = bench.grade(task, file_diff(name, start, text))
+    outcome = bench.grade(task, make(name, start, text))
     assert outcome.status is EvalStatus.UNRESOLVED, outcome.log
 
 

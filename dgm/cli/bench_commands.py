@@ -90,18 +90,21 @@ def verify(
     backend: Annotated[Backend, typer.Option(help="Sandbox backend.")] = Backend.AUTO,
     as_json: JsonOption = False,
 ) -> None:
-    """Grade every task's reference solution (must resolve) and its untouched starting code
-    (must not): check an installation before spending money on it."""
+    """Grade every task's reference solution (must resolve, and the solution check must not
+    flag it) and its untouched starting code (must not resolve): check an installation
+    before spending money on it."""
     bench = open_benchmark(benchmark, path, language, backend, pull=pull)
     tasks = bench.tasks()
     rows = []
     with Progress(console=console, transient=True, disable=as_json) as progress:
         job = progress.add_task(f"verifying {benchmark}", total=len(tasks))
         for task in tasks:
-            reference = bench.grade(task, bench.reference_patch(task)).status
+            graded = bench.grade(task, bench.reference_patch(task))
+            reference, flagged = graded.status, [str(f) for f in graded.findings]
             baseline = bench.grade(task, "").status
             ok = reference is EvalStatus.RESOLVED and baseline is not EvalStatus.RESOLVED
-            rows.append({"task": task, "reference": reference, "baseline": baseline, "ok": ok})
+            rows.append({"task": task, "reference": reference, "baseline": baseline, "ok": ok,
+                         "flagged": flagged})  # fmt: skip
             progress.advance(job)
     if as_json:
         print_json(rows)
@@ -111,6 +114,9 @@ def verify(
             mark = "ok" if row["ok"] else "[red]WRONG[/red]"
             table.add_row(row["task"], row["reference"].value, row["baseline"].value, mark)
         console.print(table)
+        for row in rows:
+            for finding in row["flagged"]:
+                console.print(f"{row['task']}: the solution check flags the reference: {finding}")
         bad = sum(not row["ok"] for row in rows)
         console.print(f"{len(rows) - bad} of {len(rows)} tasks grade as they should")
     if not all(row["ok"] for row in rows):
@@ -165,7 +171,9 @@ def run_(
         chosen_model = model or (local.MODEL_NAME if providers.local else None)
         if chosen_model is None:
             raise BenchmarkError("name the agent's model with --model")
-        settings = GatewaySettings(openai=providers.openai, anthropic=providers.anthropic)
+        settings = GatewaySettings(
+            openai=providers.openai, anthropic=providers.anthropic, models=[chosen_model]
+        )
         with Gateway(settings, arc) as gateway, ThreadPoolExecutor(workers) as pool:
 
             def one(task: str):

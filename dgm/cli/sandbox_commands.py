@@ -42,6 +42,11 @@ def doctor(as_json: JsonOption = False) -> None:
     except SandboxError as error:
         report["docker_error"] = str(error)
     report["bwrap"] = bwrap_sandbox.available()
+    if report["bwrap"]:
+        try:
+            report["bwrap_protections"] = bwrap_sandbox.protections()
+        except SandboxError as error:
+            report["bwrap_error"] = str(error)
     report["limits"] = settings.model_dump()
     if as_json:
         print_json(report)
@@ -52,6 +57,10 @@ def doctor(as_json: JsonOption = False) -> None:
     table.add_row(f"image {report['image']}", built)
     table.add_row("gVisor (runsc)", "yes" if report.get("gvisor") else "no")
     table.add_row("bubblewrap", "installed" if report["bwrap"] else "not installed")
+    if "bwrap_error" in report:
+        table.add_row("bubblewrap sandbox", f"[red]{report['bwrap_error']}[/]")
+    for key, value in report.get("bwrap_protections", {}).items():
+        table.add_row(f"bubblewrap {key}", value)
     for key, value in report["limits"].items():
         table.add_row(f"limit {key}", str(value))
     console.print(table)

@@ -1,6 +1,6 @@
 """Selectors compared by simulation, and the time one selection decision takes.
 
-    .venv/bin/python scripts/perf/selectors.py [--seeds 50] [--evaluations 600]
+    .venv/bin/python scripts/perf/selection.py [--seeds 50] [--evaluations 600]
 
 For each selector and landscape (mismatch, aligned, independent; see `dgm/simulate.py`): the
 mean and 95% interval over the seeds of the true pass rate of the run's answer after a fixed
