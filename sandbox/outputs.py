@@ -44,7 +44,7 @@ class _Folder:
             os.close(self._root)
             raise SandboxError(f"cannot copy out into {target}: it is not empty")
         self._dirs: dict[tuple[str, ...], int] = {(): self._root}
-        self.bytes_left, self.entries_left = max_bytes, max_entries
+        self.max_bytes, self.bytes_left, self.entries_left = max_bytes, max_bytes, max_entries
         self.taken = Taken()
 
     def close(self) -> None:
@@ -90,7 +90,14 @@ class _Folder:
             return None
         return self._dirs[parts]
 
-    def write(self, name: str, parts: tuple[str, ...], chunks: Iterable[bytes], mode: int) -> None:
+    def write(
+        self, name: str, parts: tuple[str, ...], size: int, chunks: Iterable[bytes], mode: int
+    ) -> None:
+        """Write a regular file of `size` bytes, unless it is over what the limit leaves."""
+        if size > self.bytes_left:
+            self.refuse(name, f"over the limit of {self.max_bytes:,} bytes")
+            return
+        self.bytes_left -= size
         parent = self.folder(parts[:-1])
         if parent is None:
             self.refuse(name, "its folder could not be made")
@@ -129,12 +136,10 @@ def take_tar(stream: BinaryIO, target: Path, *, max_bytes: int, max_entries: int
                         folder.refuse(name, "a file of that name is in the way")
                 elif not member.isreg():
                     folder.refuse(name, f"not a regular file ({_kind(member)})")
-                elif member.size > folder.bytes_left:
-                    folder.refuse(name, f"over the limit of {max_bytes:,} bytes")
                 else:
-                    folder.bytes_left -= member.size
                     data = tar.extractfile(member)
-                    folder.write(name, parts, iter(lambda d=data: d.read(_CHUNK), b""), member.mode)
+                    chunks = iter(lambda d=data: d.read(_CHUNK), b"")
+                    folder.write(name, parts, member.size, chunks, member.mode)
     except tarfile.TarError as error:
         folder.refuse("(archive)", f"unreadable past this point: {error}")
     finally:
@@ -160,12 +165,9 @@ def take_tree(base: Path, source: str, target: Path, *, max_bytes: int, max_entr
                 info = os.fstat(data.fileno())
                 if info.st_nlink > 1:
                     folder.refuse(name, "a hard link")
-                elif info.st_size > folder.bytes_left:
-                    folder.refuse(name, f"over the limit of {max_bytes:,} bytes")
                 else:
-                    folder.bytes_left -= info.st_size
-                    chunks = _bounded(data, info.st_size)
-                    folder.write(name, parts, chunks, info.st_mode)
+                    size = info.st_size
+                    folder.write(name, parts, size, _bounded(data, size), info.st_mode)
     finally:
         os.close(root)
         folder.close()
