@@ -10,6 +10,7 @@ from pathlib import Path
 from benchmarks.base import Benchmark, BenchmarkError, read_ids
 from sandbox.base import Backend
 
+PUBLISHED = Path(__file__).with_name("published")
 NAMES = {
     "builtin-polyglot": "built-in Python exercises in Polyglot's format (offline)",
     "builtin-swebench": "built-in SWE-bench-format instances, images built offline",
@@ -67,15 +68,28 @@ def open_benchmark(
 
 
 def subset_tasks(bench: Benchmark, subset: str) -> list[str]:
-    """A named subset of the benchmark, `all`, or a file of task ids (one per line)."""
+    """A named subset of the benchmark, `all`, a published task list (DGM's and HGM's, see
+    `published/`), or a file of task ids (one per line)."""
     subsets = bench.subsets()
     if subset in subsets:
         return subsets[subset]
     if subset == "all":
         return bench.tasks()
+    lists = published(bench)
+    if subset in lists:
+        return read_ids(lists[subset])
     if Path(subset).is_file():
         return read_ids(Path(subset))
-    names = ", ".join(subsets) or "none"
+    names = ", ".join([*subsets, *lists]) or "none"
     raise BenchmarkError(
         f"{bench.name} has no subset {subset!r} (it has: {names}) and no file has that name"
     )
+
+
+def published(bench: Benchmark) -> dict[str, Path]:
+    """The task lists DGM and HGM published for this kind of benchmark, by name (none for
+    the built-in suites, whose tasks are dgm's own)."""
+    if bench.name.startswith("builtin"):
+        return {}
+    kind = "swebench" if bench.name.endswith("swebench") else "polyglot"
+    return {path.stem: path for path in sorted((PUBLISHED / kind).glob("*.txt"))}

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 
-from benchmarks.polyglot import BUILTIN
+import pytest
+
+from benchmarks.base import BenchmarkError
+from benchmarks.polyglot import BUILTIN, PolyglotBenchmark
 from dgm.expand import SEED_AGENT
 from tests.conftest import run_dgm
 from tests.scripted_fm import Reply, ScriptedFM, ToolCall
@@ -140,3 +143,25 @@ def test_verify_and_run_the_built_in_swebench_suite(base_image, tmp_path):
     ]
     # the tool result the agent saw: the repository's tests ran in its sandbox
     assert "4 passed" in json.dumps(fm.requests[1].body)
+
+
+def test_dgm_and_hgm_task_lists_ship_with_dgm():
+    # DGM's swe_bench/subsets/{small,medium,big}.json and polyglot/subsets/{small,medium}.json;
+    # HGM searched small + medium ("SWE-Verified-60")
+    from benchmarks.registry import subset_tasks
+    from benchmarks.swebench import SWEBenchBenchmark
+
+    swebench = SWEBenchBenchmark([], lambda s: None, name="swebench")
+    sizes = {name: len(subset_tasks(swebench, name)) for name in ("dgm-small", "dgm-medium")}
+    assert sizes == {"dgm-small": 10, "dgm-medium": 50}
+    assert len(set(subset_tasks(swebench, "dgm-big"))) == 140
+    hgm = subset_tasks(swebench, "hgm-60")
+    assert hgm == subset_tasks(swebench, "dgm-small") + subset_tasks(swebench, "dgm-medium")
+    assert all("__" in task for task in hgm)  # owner__repo-number
+    polyglot = PolyglotBenchmark(lambda s: None, BUILTIN, name="polyglot")
+    small = subset_tasks(polyglot, "dgm-small")
+    assert len(small) == 10 and small[0] == "go/dominoes"
+    medium = subset_tasks(polyglot, "dgm-medium")
+    assert len(medium) == 50 and set(small) & set(medium) == {"python/dominoes"}  # as published
+    with pytest.raises(BenchmarkError, match=r"it has: heldout, medium, quickstart, small, "):
+        subset_tasks(polyglot, "dgm-tiny")

@@ -56,7 +56,8 @@ def run_and_kill(archive: Path, work: Path, delay: float) -> tuple[set[str], set
     os.kill(proc.pid, signal.SIGKILL)
     out, _ = proc.communicate()
     nodes, evaluated = set(), set()
-    for line in out.splitlines():
+    # only whole lines are acknowledgements: the kill may cut the last one short
+    for line in out.split("\n")[:-1]:
         kind, _, node_id = line.partition(" ")
         (nodes if kind == "NODE" else evaluated).add(node_id)
     return nodes, evaluated

@@ -15,18 +15,11 @@ nearest-neighbour index then (and again after a restart), later ones update it.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
-import sys
 import time
 
 import numpy as np
-
-# Run as a script, this file's folder leads the import path, where its name would stand in for
-# the standard library's `selectors` (which asyncio needs): the folder goes, then dgm comes in.
-if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
 
 from dgm.policy import EvolutionPolicy, Member, Population
 from dgm.selectors import make_selector
