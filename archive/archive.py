@@ -34,9 +34,11 @@ from archive.errors import (
     SchemaTooNew,
     UnknownNode,
 )
+from archive.events import EventKind, RunTasks, checked
 from archive.gitstore import GitStore
 from archive.lineage import Lineage
 from archive.records import (
+    HELD_OUT_STAGE,
     CheckReport,
     EvalStatus,
     Evaluation,
@@ -221,7 +223,7 @@ class Archive:
 
     # -- runs --------------------------------------------------------------------------------
 
-    def create_run(self, name: str, config: dict[str, Any]) -> Run:
+    def create_run(self, name: str, config: dict[str, Any], tasks: RunTasks | None = None) -> Run:
         row = {
             "id": uuid.uuid4().hex,
             "name": name,
@@ -234,8 +236,20 @@ class Archive:
         }
         with self._write() as conn:
             conn.execute(insert(runs), row)
-            self._event(conn, "run_started", {"name": name}, run_id=row["id"])
+            started = {"name": name, **(tasks or {})}
+            self._event(conn, EventKind.RUN_STARTED, started, run_id=row["id"])
         return Run(**row)
+
+    def resume_run(self, run_id: str, tasks: RunTasks) -> Run:
+        """The run running again (its command was run again): its end is forgotten."""
+        with self._write() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(status="running", stop_reason=None, finished_at=None)
+            )
+            self._event(conn, EventKind.RUN_RESUMED, dict(tasks), run_id=run_id)
+        return self.run(run_id)
 
     def finish_run(self, run_id: str, status: str, reason: str | None = None) -> None:
         with self._write() as conn:
@@ -244,7 +258,9 @@ class Archive:
                 .where(runs.c.id == run_id)
                 .values(status=status, stop_reason=reason, finished_at=_now())
             )
-            self._event(conn, "run_finished", {"status": status, "reason": reason}, run_id=run_id)
+            self._event(
+                conn, EventKind.RUN_FINISHED, {"status": status, "reason": reason}, run_id=run_id
+            )
 
     def runs(self) -> list[Run]:
         """Every run, oldest first."""
@@ -325,7 +341,7 @@ class Archive:
                 )
             self._event(
                 conn,
-                "node_added",
+                EventKind.NODE_ADDED,
                 {"parent": parent, "origin": node.origin.value, "commit": commit},
                 run_id=run_id,
                 node_id=node_id,
@@ -384,33 +400,55 @@ class Archive:
                     .values(admitted_children=nodes.c.admitted_children + change)
                 )
             self._event(
-                conn, "status_changed", {"status": status.value, "reason": reason}, node_id=node_id
+                conn,
+                EventKind.STATUS_CHANGED,
+                {"status": status.value, "reason": reason},
+                node_id=node_id,
             )
 
     def summaries(self) -> list[NodeSummary]:
-        """Every node with its score and child counts: what parent selection reads each step.
+        """Every node with its score and child counts: what `dgm tree` reads.
 
-        One scan of the node table, whose running totals make this cheap at 10,000 nodes.
+        One scan of the node table, whose running totals make this cheap at 10,000 nodes; the
+        held-out results (few nodes have any) are taken from the per-stage scores.
         """
-        query = select(
-            nodes.c.id,
-            nodes.c.parent_id,
-            nodes.c.origin,
-            nodes.c.status,
-            nodes.c.resolved,
-            nodes.c.attempted,
-            nodes.c.children,
-            nodes.c.admitted_children,
-        ).order_by(nodes.c.created_at, nodes.c.id)
+        held = (
+            select(
+                node_scores.c.node_id,
+                func.sum(node_scores.c.resolved).label("resolved"),
+                func.sum(node_scores.c.attempted).label("attempted"),
+            )
+            .where(node_scores.c.stage == HELD_OUT_STAGE)
+            .group_by(node_scores.c.node_id)
+            .subquery()
+        )
+        query = (
+            select(
+                nodes.c.id,
+                nodes.c.parent_id,
+                nodes.c.origin,
+                nodes.c.status,
+                nodes.c.resolved,
+                nodes.c.attempted,
+                nodes.c.children,
+                nodes.c.admitted_children,
+                func.coalesce(held.c.resolved, 0),
+                func.coalesce(held.c.attempted, 0),
+            )
+            .outerjoin(held, held.c.node_id == nodes.c.id)
+            .order_by(nodes.c.created_at, nodes.c.id)
+        )
         with self._read() as conn:
             rows = conn.execute(query).all()
         origins, statuses = {o.value: o for o in Origin}, {s.value: s for s in NodeStatus}
         # tuple.__new__ skips the named tuples' Python-level __new__: a third of the time here
         make = tuple.__new__
-        return [
-            make(NodeSummary, (i, p, origins[o], statuses[s], make(Score, (r, a)), c, ac))
-            for i, p, o, s, r, a, c, ac in rows
-        ]
+        fields = [
+            (i, p, origins[o], statuses[s], make(Score, (r - hr, a - ha)), c, ac,
+             make(Score, (hr, ha)))
+            for i, p, o, s, r, a, c, ac, hr, ha in rows
+        ]  # fmt: skip
+        return [make(NodeSummary, row) for row in fields]
 
     def commits(self) -> dict[str, tuple[str, str]]:
         """Every node's (commit, tree)."""
@@ -421,18 +459,6 @@ class Archive:
     def lineage(self) -> Lineage:
         with self._read() as conn:
             return Lineage(conn.execute(select(nodes.c.id, nodes.c.parent_id)).all())
-
-    def best(self) -> str:
-        """The admitted node with the highest score (ties: more tasks attempted, then older)."""
-        candidates = [
-            s for s in self.summaries() if s.status is NodeStatus.ADMITTED and s.score.attempted
-        ]
-        if not candidates:
-            raise InvalidArgument(
-                f"no admitted node in {self.root} has been evaluated yet; name a node instead"
-            )
-        # max keeps the first of equals, and summaries come oldest first
-        return max(candidates, key=lambda s: (s.score.value, s.score.attempted)).id
 
     # -- evaluations -------------------------------------------------------------------------
 
@@ -479,6 +505,7 @@ class Archive:
                         "duration_s": result.duration_s,
                         "cost_usd": result.cost_usd,
                         "model": result.model,
+                        "limits": result.limits,
                         "log_blob": log,
                         "patch_blob": patch,
                         "trajectory_blob": trajectory,
@@ -505,7 +532,9 @@ class Archive:
                         "task": evaluation.task,
                         "findings": list(result.findings),
                     }
-                    self._event(conn, "solution_flagged", flagged, run_id=run_id, node_id=node_id)
+                    self._event(
+                        conn, EventKind.SOLUTION_FLAGGED, flagged, run_id=run_id, node_id=node_id
+                    )
             for (benchmark, stage), score in totals.items():
                 self._add_score(conn, node_id, benchmark, stage, score)
             total = sum(totals.values(), Score())
@@ -519,7 +548,7 @@ class Archive:
             )
             self._event(
                 conn,
-                "evaluations_recorded",
+                EventKind.EVALUATIONS_RECORDED,
                 {
                     "count": len(rows),
                     "resolved": sum(row["resolved"] for row in rows),
@@ -564,10 +593,10 @@ class Archive:
             return [_evaluation(row) for row in conn.execute(query).mappings()]
 
     def cached_evaluation(
-        self, tree: str, benchmark: str, task: str, model: str | None
+        self, tree: str, benchmark: str, task: str, model: str | None, limits: str | None
     ) -> Evaluation | None:
-        """The latest counted result of any node with this tree on this task and model:
-        the same code is not evaluated twice."""
+        """The latest counted result of any node with this tree on this task, made with this
+        model under these limits: the same code is not evaluated twice."""
         query = (
             select(evaluations)
             .join(nodes, nodes.c.id == evaluations.c.node_id)
@@ -576,6 +605,7 @@ class Archive:
                 evaluations.c.benchmark == benchmark,
                 evaluations.c.task == task,
                 evaluations.c.model.is_not_distinct_from(model),
+                evaluations.c.limits.is_not_distinct_from(limits),
                 evaluations.c.status != EvalStatus.ERROR.value,
             )
             .order_by(evaluations.c.id.desc())
@@ -622,7 +652,7 @@ class Archive:
             review_id = conn.execute(insert(reviews).returning(reviews.c.id), row).scalar_one()
             self._event(
                 conn,
-                "review_added",
+                EventKind.REVIEW_ADDED,
                 {"reviewer": reviewer, "kind": kind, "decision": decision},
                 run_id=run_id,
                 node_id=node_id,
@@ -677,7 +707,7 @@ class Archive:
 
     def append_event(
         self,
-        kind: str,
+        kind: EventKind,
         payload: dict[str, Any],
         *,
         run_id: str | None = None,
@@ -705,7 +735,7 @@ class Archive:
         with contextlib.suppress(IntegrityError), self._write() as conn:
             conn.execute(insert(code_embeddings), row)
 
-    def events_of(self, run_id: str, kind: str) -> list[Event]:
+    def events_of(self, run_id: str, kind: EventKind) -> list[Event]:
         """A run's events of one kind, oldest first."""
         query = (
             select(events)
@@ -715,7 +745,7 @@ class Archive:
         with self._read() as conn:
             return [Event(**row) for row in conn.execute(query).mappings()]
 
-    def last_event(self, run_id: str, *kinds: str) -> Event | None:
+    def last_event(self, run_id: str, *kinds: EventKind) -> Event | None:
         """A run's latest event of one of these kinds."""
         query = (
             select(events)
@@ -740,12 +770,13 @@ class Archive:
     @staticmethod
     def _event(
         conn: Connection,
-        kind: str,
+        kind: EventKind,
         payload: dict[str, Any],
         *,
         run_id: str | None = None,
         node_id: str | None = None,
     ) -> None:
+        kind, payload = checked(kind, payload)
         conn.execute(
             insert(events),
             {

@@ -19,15 +19,18 @@ BUNDLE = "agent.bundle"
 PROVENANCE = "provenance.json"
 
 
-def export_node(archive: Archive, node_id: str, out: Path) -> Path:
-    """Write `out/agent/`, `out/agent.bundle` and `out/provenance.json`, all or nothing."""
+def export_node(
+    archive: Archive, node_id: str, out: Path, *, chosen: dict[str, Any] | None = None
+) -> Path:
+    """Write `out/agent/`, `out/agent.bundle` and `out/provenance.json`, all or nothing.
+    `chosen`: how the node was chosen (a run's answer and its rule), for the provenance."""
     out = Path(out)
     if out.is_symlink():  # renaming onto it would replace the link, or fail half-way
         raise ExportTargetNotEmpty(f"{out} is a symbolic link; export into a new or empty folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportTargetNotEmpty(f"{out} is not empty; export into a new or empty folder")
     node = archive.node(node_id)
-    provenance = _provenance(archive, node_id)
+    provenance = _provenance(archive, node_id) | {"chosen": chosen}
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
     try:
@@ -65,7 +68,8 @@ def _provenance(archive: Archive, node_id: str) -> dict[str, Any]:
             "run": r.id if r else None,
             "config_hash": r.config_hash if r else None,
             "models": models[nid],
-            "score": jsonable(archive.scores(nid).overall),
+            "score": jsonable(archive.scores(nid).searched),
+            "held_out": jsonable(archive.scores(nid).held_out),
         }
 
     results = [

@@ -15,6 +15,8 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, NodeScores):
         return {
             "overall": jsonable(value.overall),
+            "searched": jsonable(value.searched),
+            "held_out": jsonable(value.held_out),
             "by_benchmark": jsonable(value.by_benchmark),
             "by_stage": [
                 {"benchmark": benchmark, "stage": stage, **jsonable(score)}
@@ -80,6 +82,11 @@ class Score(NamedTuple):
         return f"{self.value:.3f} ({self.resolved}/{self.attempted})"
 
 
+HELD_OUT_STAGE = "held-out"
+"""The stage of results on a run's held-out tasks: the search never sees them, and they are
+shown apart from the rest."""
+
+
 @dataclass(frozen=True)
 class NodeScores:
     """A node's score overall, per benchmark and per (benchmark, stage)."""
@@ -89,6 +96,17 @@ class NodeScores:
     @property
     def overall(self) -> Score:
         return sum(self.by_stage.values(), Score())
+
+    @property
+    def searched(self) -> Score:
+        """Every result but those on held-out tasks."""
+        kept = [score for (_, stage), score in self.by_stage.items() if stage != HELD_OUT_STAGE]
+        return sum(kept, Score())
+
+    @property
+    def held_out(self) -> Score:
+        held = [score for (_, stage), score in self.by_stage.items() if stage == HELD_OUT_STAGE]
+        return sum(held, Score())
 
     @property
     def by_benchmark(self) -> dict[str, Score]:
@@ -139,8 +157,10 @@ class NodeSummary(NamedTuple):
     origin: Origin
     status: NodeStatus
     score: Score
+    """Every result but those on held-out tasks."""
     children: int
     admitted_children: int
+    held_out: Score
 
 
 @dataclass(frozen=True)
@@ -154,6 +174,8 @@ class EvaluationResult:
     duration_s: float | None = None
     cost_usd: float | None = None
     model: str | None = None
+    limits: str | None = None
+    """The agent's limits the result was made under (a result is reused only under these)."""
     log: bytes | None = None
     patch: bytes | None = None
     trajectory: bytes | None = None
@@ -176,6 +198,7 @@ class Evaluation:
     duration_s: float | None
     cost_usd: float | None
     model: str | None
+    limits: str | None
     log_blob: str | None
     patch_blob: str | None
     trajectory_blob: str | None

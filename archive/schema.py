@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 # The newest migration; an archive stamped with anything else is upgraded or refused.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 metadata = MetaData(
     naming_convention={
@@ -118,6 +118,7 @@ evaluations = Table(
     Column("duration_s", Float),
     Column("cost_usd", Float),
     Column("model", String(200)),
+    Column("limits", String(200)),  # the agent's limits (AgentLimits.key); cache key part
     Column("log_blob", BLOB_REF),
     Column("patch_blob", BLOB_REF),
     Column("trajectory_blob", BLOB_REF),

@@ -9,6 +9,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from benchmarks.base import Benchmark
 from sandbox.base import ExecResult, Sandbox
 
@@ -18,6 +20,26 @@ AGENT_COMMAND = [
     "--repo", "/work/repo", "--out", "/work/out", "--model", "{model}",
     "--max-steps", "{max_steps}",
 ]  # fmt: skip
+
+
+# what the agent is told of its own deadline: it stops starting steps a little before the
+# sandbox's, so what it leaves is whole
+OWN_DEADLINE_SHARE = 0.9
+
+
+class AgentLimits(BaseModel):
+    """How far an agent may go on one task: the one place these defaults live."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_steps: int = Field(30, ge=1)
+    timeout_s: float = Field(1800.0, gt=0)
+    """The sandbox's deadline for the agent's process; what it wrote by then is its result."""
+
+    @property
+    def key(self) -> str:
+        """The limits as results are cached under: a result made under other limits is not
+        reused."""
+        return f"max_steps={self.max_steps} timeout_s={self.timeout_s:g}"
 
 
 @dataclass(frozen=True)
@@ -54,16 +76,16 @@ def run_agent(
     *,
     env: dict[str, str],
     model: str,
-    max_steps: int = 50,
-    timeout_s: float = 3600.0,
+    limits: AgentLimits,
 ) -> AgentRun:
     """Let the agent at `agent` work on the git repository `repo` in `sandbox` (with the FM
     gateway bridged in and `env` holding the unit's lease)."""
     sandbox.copy_in(agent, "/work/agent")
     sandbox.copy_in(repo, "/work/repo")
     sandbox.exec(["sh", "-c", "cat > /work/task.md"], stdin=statement.encode())
-    command = [part.format(model=model, max_steps=max_steps) for part in AGENT_COMMAND]
-    result = sandbox.exec(command, env=env, timeout_s=timeout_s)
+    command = [part.format(model=model, max_steps=limits.max_steps) for part in AGENT_COMMAND]
+    own = {"DGM_AGENT_TIMEOUT_S": f"{limits.timeout_s * OWN_DEADLINE_SHARE:g}"}
+    result = sandbox.exec(command, env=env | own, timeout_s=limits.timeout_s)
     # taken even after a timeout: what the agent left (or broke) is its own result
     with tempfile.TemporaryDirectory(prefix="dgm-out-") as tmp:
         taken = sandbox.copy_out("/work/out", Path(tmp))

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from archive.records import EvalStatus
 from benchmarks.solution_check import Finding
@@ -32,8 +32,14 @@ def outcome(
     return Outcome(status, "\n".join(log), time.monotonic() - start, tuple(findings))
 
 
+Family = Literal["swe-bench", "polyglot"]
+
+
 class Benchmark(Protocol):
     name: str
+    family: Family
+    """Which of DGM's task families it is: DGM chooses what a parent should improve, and
+    how its failures are diagnosed, differently for each."""
 
     def tasks(self) -> list[str]:
         """Every task id, sorted."""
@@ -49,6 +55,10 @@ class Benchmark(Protocol):
 
     def image(self, task: str) -> str | None:
         """The Docker image the agent works in (made ready first); None: the base image."""
+
+    def hidden_tests(self, task: str) -> str:
+        """The tests that judge the task, which the agent never sees (for the diagnosis of
+        its failures, as DGM shows them)."""
 
     def reference_patch(self, task: str) -> str:
         """A patch known to solve the task (to check that grading works)."""

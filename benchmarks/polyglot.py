@@ -25,7 +25,7 @@ from pathlib import Path
 
 from archive.records import EvalStatus
 from benchmarks import patches
-from benchmarks.base import BenchmarkError, Outcome, outcome, read_subsets
+from benchmarks.base import BenchmarkError, Family, Outcome, outcome, read_subsets
 from benchmarks.polyglot_runners import REPORT, RUNNERS, Verdict
 from benchmarks.solution_check import check_solution
 from sandbox.base import ExecStatus, Sandbox, SandboxError, SandboxSettings, in_folder
@@ -84,6 +84,8 @@ def checkout(source: str) -> Path:
 
 
 class PolyglotBenchmark:
+    family: Family = "polyglot"
+
     def __init__(
         self,
         new_sandbox: Callable[[SandboxSettings], Sandbox],
@@ -175,6 +177,12 @@ class PolyglotBenchmark:
         self._folder(task)
         return None if task.startswith("python/") else self._toolchain_image
 
+    def hidden_tests(self, task: str) -> str:
+        folder = self._folder(task)
+        return "\n\n".join(
+            f"## {name}\n```\n{_text(folder / name) or ''}```" for name in self._files(task)["test"]
+        )
+
     def reference_patch(self, task: str) -> str:
         """The patch that turns the starting files into the exercise's reference solution."""
         folder, files = self._folder(task), self._files(task)
@@ -191,7 +199,7 @@ class PolyglotBenchmark:
             return outcome(EvalStatus.ERROR, [str(error)], start)
         language, log = task.partition("/")[0], []
         try:
-            solution, taken = _solution(folder, files["solution"], patch, log)
+            solution = _solution(folder, files["solution"], patch, log)
         except patches.PatchError as error:
             log.append(f"the patch cannot be taken: {error}")
             return outcome(EvalStatus.UNRESOLVED, log, start)
@@ -231,7 +239,8 @@ class PolyglotBenchmark:
         log.append(verdict.summary)
         if verdict.resolved:
             return outcome(EvalStatus.RESOLVED, log, start)
-        return outcome(EvalStatus.UNRESOLVED if taken else EvalStatus.EMPTY, log, start)
+        # empty: the agent left no patch (what grading dropped of one still counts as tried)
+        return outcome(EvalStatus.UNRESOLVED if patch.strip() else EvalStatus.EMPTY, log, start)
 
 
 def _references(solution: list[str], examples: list[str]) -> list[tuple[str, str]]:
@@ -244,11 +253,9 @@ def _references(solution: list[str], examples: list[str]) -> list[tuple[str, str
     return list(zip(solution, examples, strict=False))
 
 
-def _solution(
-    folder: Path, names: list[str], patch: str, log: list[str]
-) -> tuple[dict[str, str], bool]:
-    """The solution files (path -> text) once the patch's edits of them are applied, and
-    whether the patch changed any; its edits of anything else are dropped and logged."""
+def _solution(folder: Path, names: list[str], patch: str, log: list[str]) -> dict[str, str]:
+    """The solution files (path -> text) once the patch's edits of them are applied; its
+    edits of anything else are dropped and logged."""
 
     def allowed(f: patches.FilePatch) -> bool:
         regular = f.new_mode in (None, 0o100644, 0o100755)
@@ -272,8 +279,7 @@ def _solution(
                 (Path(scratch) / name).parent.mkdir(parents=True, exist_ok=True)
                 (Path(scratch) / name).write_text(text)
         patches.apply(kept, Path(scratch))
-        solution = {name: text for name in names if (text := _text(Path(scratch) / name))}
-    return solution, bool(kept)
+        return {name: text for name in names if (text := _text(Path(scratch) / name))}
 
 
 def _text(path: Path) -> str | None:

@@ -38,7 +38,7 @@ from docker.errors import APIError, ImageNotFound
 
 from archive.records import EvalStatus
 from benchmarks import patches
-from benchmarks.base import BenchmarkError, Outcome, outcome, read_subsets
+from benchmarks.base import BenchmarkError, Family, Outcome, outcome, read_subsets
 from benchmarks.solution_check import check_patch_lines
 from sandbox.base import ExecStatus, Sandbox, SandboxError, SandboxSettings
 
@@ -73,6 +73,8 @@ def load_rows(source: str, split: str = "test") -> list[dict]:
 
 
 class SWEBenchBenchmark:
+    family: Family = "swe-bench"
+
     def __init__(
         self,
         rows: list[dict],
@@ -116,6 +118,9 @@ class SWEBenchBenchmark:
 
     def statement(self, task: str) -> str:
         return self.row(task)["problem_statement"]
+
+    def hidden_tests(self, task: str) -> str:
+        return self.row(task)["test_patch"]
 
     def reference_patch(self, task: str) -> str:
         return self.row(task)["patch"]
@@ -205,7 +210,7 @@ class SWEBenchBenchmark:
         if ExecStatus.ERROR in (prepared.status, run.status):
             log.append("the grading container died")
             return outcome(EvalStatus.ERROR, log, start)
-        failed = EvalStatus.UNRESOLVED if kept else EvalStatus.EMPTY
+        failed = EvalStatus.UNRESOLVED if patch.strip() else EvalStatus.EMPTY  # no patch at all
         if prepared.status is not ExecStatus.OK or run.status is not ExecStatus.OK:
             log.append(f"the tests did not finish: {run.status.value}")
             return outcome(failed, log, start)

@@ -3,11 +3,9 @@ overrides. Every option has a default that works offline on one machine."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -15,10 +13,11 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
+from benchmarks.agent_run import AgentLimits
+from dgm.budget import Budget
 from sandbox.base import Backend, SandboxSettings
 
 M = TypeVar("M", bound=BaseModel)
@@ -35,8 +34,10 @@ class Strict(BaseModel):
 class Stage(Strict):
     subset: str
     """A subset's name, a file of task ids, or `all`."""
-    threshold: float = Field(0.0, ge=0, le=1)
-    """Score on this stage a node needs before it is evaluated on the next one."""
+    threshold: Annotated[float, Field(ge=0, le=1)] | Literal["dgm"] = 0.0
+    """Score on this stage a node needs before it is evaluated on the next one; `dgm`: DGM's
+    rule for the full evaluation, a score on every task so far of at least max(0.4, the
+    second-best among the seed and the nodes evaluated on every task)."""
 
 
 class BenchmarkConfig(Strict):
@@ -71,18 +72,22 @@ class Models(Strict):
     default: the diagnosis model."""
 
 
+def _check_search(name: str, params: dict[str, Any], mode: str = "async") -> None:
+    """Build the named search once: its ValueError names a bad parameter or mode."""
+    from dgm.search import Population, make_search
+
+    make_search(name, params, Population(), [], mode=mode)  # type: ignore[arg-type]
+
+
 class SelectorConfig(Strict):
-    name: Literal["score_child_prop", "score_prop", "random", "best", "novelty", "cmp"] = (
-        "score_child_prop"
-    )
+    name: str = "score_child_prop"
+    """One of `dgm.search.NAMES`: score_child_prop, score_prop, random, best, novelty, cmp."""
     params: dict[str, Any] = {}
     """The selector's constants, e.g. `{alpha: 0.6, epsilon: 0.01}` for cmp."""
 
     @model_validator(mode="after")
     def _known_params(self) -> SelectorConfig:
-        from dgm.selectors import make_selector
-
-        make_selector(self.name, self.params)  # its ValueError names the bad parameter
+        _check_search(self.name, self.params)
         return self
 
 
@@ -93,25 +98,6 @@ class SchedulerConfig(Strict):
     workers: int = Field(2, ge=1)
     generation_size: int = Field(2, ge=1)
     """Expansions per generation (generational mode)."""
-
-
-class AgentLimits(Strict):
-    max_steps: int = Field(30, ge=1)
-    timeout_s: float = Field(1800.0, gt=0)
-
-
-class Budget(Strict):
-    usd: float | None = Field(None, ge=0)
-    tokens: int | None = Field(None, ge=0)
-    evaluations: int | None = Field(None, ge=0)
-    expansions: int | None = Field(None, ge=0)
-    wall_clock: timedelta | None = None
-    """A duration such as `36h`, `90m`, `2d` or `1h30m`."""
-
-    @field_validator("wall_clock", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        return parse_duration(value) if isinstance(value, str) else value
 
 
 class SandboxConfig(SandboxSettings):
@@ -136,20 +122,8 @@ class RunConfig(Strict):
 
     @model_validator(mode="after")
     def _mode_fits_selector(self) -> RunConfig:
-        if self.selector.name == "cmp" and self.scheduler.mode == "generational":
-            raise ValueError("the cmp selector chooses every unit itself: use scheduler.mode async")
+        _check_search(self.selector.name, self.selector.params, self.scheduler.mode)
         return self
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(text: str) -> timedelta:
-    parts = _DURATION.findall(text.replace(" ", ""))
-    if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
-        raise ValueError(f"{text!r} is not a duration such as 36h, 90m, 2d or 1h30m")
-    return sum((timedelta(**{_UNITS[unit]: float(n)}) for n, unit in parts), timedelta())
 
 
 def load_config(path: Path | None, overrides: list[str] = ()) -> RunConfig:

@@ -1,8 +1,11 @@
 """The evaluate(node, task) unit: run a node's agent on one benchmark task and grade it.
 
-A result is keyed by (agent tree, benchmark, task, model): a tree already evaluated on the
-task with the model is not run again; its result is recorded for this node at no cost, unless
-more attempts are asked for.
+A result is keyed by (agent tree, benchmark, task, model, agent limits): a tree already
+evaluated on the task with the model under the same limits is not run again; its result is
+recorded for this node at no cost, unless more attempts are asked for.
+
+An agent that runs out of time or memory is judged on what it had written by then: a patch is
+graded, no patch is a counted `timeout`. Only the harness failing is an `error`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from archive import Archive
 from archive.records import EvalStatus, Evaluation, EvaluationResult
-from benchmarks.agent_run import run_agent, task_repository
+from benchmarks.agent_run import AgentLimits, run_agent, task_repository
 from benchmarks.base import Benchmark, BenchmarkError
 from dgm.gateway import Gateway
 from dgm.sandbox_pool import Abandoned
@@ -32,27 +35,29 @@ def evaluate(
     new_sandbox: Callable[[SandboxSettings], Sandbox],
     model: str,
     sandbox_settings: SandboxSettings | None = None,
-    max_steps: int = 50,
-    timeout_s: float = 3600.0,
+    limits: AgentLimits = AgentLimits(),
+    stage: str = "default",
     again: bool = False,
     run_id: str | None = None,
 ) -> Evaluation:
+    """`stage`: what the result is recorded as (a run's stage, `held-out`, or `default`)."""
     node = archive.node(node_id)
+    key = (benchmark.name, task, model, limits.key)
     own = [
         e
         for e in archive.evaluations(node_id)
-        if (e.benchmark, e.task, e.model) == (benchmark.name, task, model) and e.status.counted
+        if (e.benchmark, e.task, e.model, e.limits) == key and e.status.counted
     ]
     if own and not again:
         return own[-1]
-    if not again and (cached := archive.cached_evaluation(node.tree, benchmark.name, task, model)):
+    if not again and (cached := archive.cached_evaluation(node.tree, *key)):
         blobs = [
             archive.blobs.get(ref) if ref else None
             for ref in (cached.log_blob, cached.patch_blob, cached.trajectory_blob)
         ]
         reused = EvaluationResult(
-            benchmark.name, task, cached.status, stage=cached.stage,
-            duration_s=cached.duration_s, cost_usd=0.0, model=model,
+            benchmark.name, task, cached.status, stage=stage,
+            duration_s=cached.duration_s, cost_usd=0.0, model=model, limits=limits.key,
             log=blobs[0], patch=blobs[1], trajectory=blobs[2],
         )  # fmt: skip
         return archive.record_evaluations(node_id, [reused], run_id=run_id)[0]
@@ -64,8 +69,9 @@ def evaluate(
 
     def harness_error(reason: str) -> Evaluation:
         failed = EvaluationResult(
-            benchmark.name, task, EvalStatus.ERROR, duration_s=time.monotonic() - start,
-            cost_usd=0.0, model=model, log=reason.encode(),
+            benchmark.name, task, EvalStatus.ERROR, stage=stage,
+            duration_s=time.monotonic() - start, cost_usd=0.0, model=model, limits=limits.key,
+            log=reason.encode(),
         )  # fmt: skip
         return archive.record_evaluations(node_id, [failed], run_id=run_id)[0]
 
@@ -84,7 +90,7 @@ def evaluate(
             with new_sandbox(box) as sandbox:
                 run = run_agent(
                     sandbox, agent, repo, statement, env=lease.env(box.gateway_port),
-                    model=model, max_steps=max_steps, timeout_s=timeout_s,
+                    model=model, limits=limits,
                 )  # fmt: skip
         except Abandoned:
             raise  # not a result: the unit runs again when the run continues
@@ -93,17 +99,21 @@ def evaluate(
         finally:
             spent = gateway.close_unit(lease)
     findings = ()
-    if run.result.status is ExecStatus.TIMEOUT and not run.patch.strip():
-        status, log = EvalStatus.TIMEOUT, "the agent ran out of time"
+    ran_out = {ExecStatus.TIMEOUT: "time", ExecStatus.OOM: "memory"}.get(run.result.status)
+    if ran_out and not run.patch.strip():
+        status, log = EvalStatus.TIMEOUT, f"the agent ran out of {ran_out} without a patch"
     elif not run.patch.strip():
         status, log = EvalStatus.EMPTY, "the agent produced no patch"
     else:
         outcome = benchmark.grade(task, run.patch)
         status, log, findings = outcome.status, outcome.log, outcome.findings
+        if ran_out:
+            log = f"the agent ran out of {ran_out}; the patch it had written was graded\n{log}"
     log += run.notes()
     result = EvaluationResult(
-        benchmark.name, task, status, duration_s=time.monotonic() - start,
-        cost_usd=spent.usd, model=model, log=log.encode(), patch=run.patch.encode(),
-        trajectory=run.trajectory, findings=tuple(asdict(f) for f in findings),
+        benchmark.name, task, status, stage=stage, duration_s=time.monotonic() - start,
+        cost_usd=spent.usd, model=model, limits=limits.key, log=log.encode(),
+        patch=run.patch.encode(), trajectory=run.trajectory,
+        findings=tuple(asdict(f) for f in findings),
     )  # fmt: skip
     return archive.record_evaluations(node_id, [result], run_id=run_id)[0]

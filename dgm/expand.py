@@ -17,18 +17,20 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from archive import Archive
+from archive.events import EventKind
 from archive.records import EvalStatus, Evaluation, NodeStatus, Origin
 from benchmarks import patches
-from benchmarks.agent_run import git_repository, run_agent
-from dgm.fm.client import FMClient, first_json_object
+from benchmarks.agent_run import AgentLimits, git_repository, run_agent
+from benchmarks.base import Family
+from dgm import diagnosis
 from dgm.fm.errors import FMError
 from dgm.gateway import Gateway, Spend
 from dgm.sandbox_pool import Abandoned
@@ -36,63 +38,33 @@ from sandbox.base import Sandbox, SandboxSettings, in_folder
 
 SEED_AGENT = Path(__file__).with_name("seed_agent")
 
-# DGM's special entries: problems of the agent as a whole rather than of one task
-SPECIAL_ENTRIES = {
-    "solve_empty_patches": (
-        "The coding agent sometimes ends without changing any file, so its patch is empty. "
-        "Make sure it always attempts a change: for example, check before stopping that the "
-        "repository has a diff, and if not, go back to work on the task."
-    ),
-    "solve_stochasticity": (
-        "The coding agent's results vary from run to run on the same task. Make it more "
-        "reliable: for example, let it produce several candidate patches and choose the best "
-        "one by running the available tests."
-    ),
-    "solve_contextlength": (
-        "The coding agent exceeded the model's context window on some tasks. Make it manage "
-        "its context: for example, summarise or drop old tool outputs before the limit is hit."
-    ),
-}
-EntryRules = Literal["swe-bench", "polyglot"]
+# DGM's entry rule (choose_selfimproves in DGM_outer.py): "Solve empty patches" when at least
+# 10% of the parent's patches were empty, and then only with probability 0.25; else
+# "Solve stochasticity" with 0.25; else "Solve context length" with 0.25 when a task it did
+# not solve overflowed the context; else one of the tasks it did not solve
 EMPTY_PATCH_SHARE = 0.1
+EMPTY_PATCH_CHANCE = 0.25
 STOCHASTICITY_CHANCE = 0.25
-CONTEXT_LENGTH_CHANCE = 0.5
-
-DIAGNOSIS_FORMAT = """Answer with one JSON object with these string fields:
-"log_summarization": what the agent did and where it went wrong;
-"potential_improvements": general changes to the agent that could help;
-"improvement_proposal": the one improvement to make now;
-"implementation_suggestion": how to implement it in the agent's code;
-"problem_description": the improvement written as a task for a coding agent."""
-
-
-DIAGNOSIS_FIELDS = (
-    "log_summarization", "potential_improvements", "improvement_proposal",
-    "implementation_suggestion", "problem_description",
-)  # fmt: skip
-DIAGNOSIS_SCHEMA = {
-    "type": "object",
-    "properties": {field: {"type": "string"} for field in DIAGNOSIS_FIELDS},
-    "required": list(DIAGNOSIS_FIELDS),
-}
+CONTEXT_LENGTH_CHANCE = 0.25
 
 
 class TaskSource(Protocol):
-    """Where task statements come from (a benchmark)."""
+    """What the diagnosis model is shown of a task (a benchmark's)."""
 
     def statement(self, benchmark: str, task: str) -> str: ...
+
+    def hidden_tests(self, benchmark: str, task: str) -> str: ...
 
 
 class ExpansionSettings(BaseModel):
     model: str = "gpt-4o"
     """The model the parent agent runs with while it rewrites itself."""
     diagnosis_model: str = "gpt-4o"
-    entry_rules: EntryRules = "swe-bench"
+    entry_rules: Family = "swe-bench"
     """DGM's rules for what to improve: SWE-bench's (with special entries) or Polyglot's."""
     test_command: list[str] = ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
     """The agent's own tests, run in its folder."""
-    max_steps: int = 50
-    agent_timeout_s: float = 3600.0
+    agent: AgentLimits = AgentLimits()
     test_timeout_s: float = 600.0
     diagnosis_attempts: int = 3
     diagnosis_max_tokens: int = 4096
@@ -116,30 +88,36 @@ def choose_entry(
     evaluations: Sequence[Evaluation],
     rng: random.Random,
     *,
-    context_overflowed: bool = False,
-    rules: EntryRules = "swe-bench",
+    overflowed: Collection[tuple[str, str]] = (),
+    rules: Family = "swe-bench",
 ) -> str | None:
-    """DGM's choice of what a parent should improve: a special entry or a failed task.
+    """DGM's choice of what a parent should improve: a special entry or a task, as
+    `benchmark/task`. `overflowed`: the (benchmark, task) attempts whose conversation
+    overflowed the model's context.
 
-    Polyglot runs have no special entries: a random empty or failed task, or any task when
-    none failed."""
+    SWE-bench: the rule above; a parent that left nothing unsolved improves on a random task
+    of its own, as HGM's choose_entry does (DGM's code fails there). Polyglot runs have no
+    special entries (the diagnosis picks its prompt): a random empty or failed task, or any
+    task when none failed."""
     latest = {(e.benchmark, e.task): e for e in evaluations if e.status.counted}
     empty = [k for k, e in latest.items() if e.status is EvalStatus.EMPTY]
     failing = (EvalStatus.UNRESOLVED, EvalStatus.TIMEOUT)
     failed = [k for k, e in latest.items() if e.status in failing]
     if rules == "polyglot":
         entries = sorted(empty + failed) or sorted(latest)
-        return "/".join(rng.choice(entries)) if entries else None
-    if latest and len(empty) >= EMPTY_PATCH_SHARE * len(latest):
+    elif (
+        latest
+        and len(empty) >= EMPTY_PATCH_SHARE * len(latest)
+        and (rng.random() < EMPTY_PATCH_CHANCE)
+    ):
         return "solve_empty_patches"
-    if rng.random() < STOCHASTICITY_CHANCE:
+    elif rng.random() < STOCHASTICITY_CHANCE:
         return "solve_stochasticity"
-    if context_overflowed and rng.random() < CONTEXT_LENGTH_CHANCE:
+    elif any(k in overflowed for k in empty + failed) and rng.random() < CONTEXT_LENGTH_CHANCE:
         return "solve_contextlength"
-    if not failed:
-        return None
-    benchmark, task = rng.choice(sorted(failed))
-    return f"{benchmark}/{task}"
+    else:
+        entries = sorted(failed) or sorted(latest)
+    return "/".join(rng.choice(entries)) if entries else None
 
 
 def expand(
@@ -163,37 +141,40 @@ def expand(
     )
     start = time.monotonic()
     evaluations = archive.evaluations(parent_id)
-    overflowed = any(
-        b'"context_overflow"' in archive.blobs.get(e.trajectory_blob)
+    overflowed = {
+        (e.benchmark, e.task)
         for e in evaluations
-        if e.trajectory_blob
-    )
-    entry = choose_entry(evaluations, rng, context_overflowed=overflowed, rules=s.entry_rules)
+        if e.trajectory_blob and b'"context_overflow"' in archive.blobs.get(e.trajectory_blob)
+    }
+    entry = choose_entry(evaluations, rng, overflowed=overflowed, rules=s.entry_rules)
     result = Expansion(parent_id, entry or "")
     if entry is None:
-        return _failed(archive, result, "the parent has no failed task to learn from", run_id)
+        return _failed(archive, result, "the parent has no result to learn from", run_id)
     with tempfile.TemporaryDirectory(prefix="dgm-expand-") as tmp:
         work = Path(tmp)
         code = work / "code"
         archive.git.checkout(archive.node(parent_id).commit, code)
+        asked = diagnosis.prompt(
+            entry, agent_code(code)[: s.excerpt_chars],
+            _failure(entry, evaluations, archive, tasks, s.excerpt_chars),
+            polyglot=s.entry_rules == "polyglot", rng=rng,
+        )  # fmt: skip
         lease = gateway.open_unit(f"{unit_id}:diagnose", node_id=parent_id)
+        failure = None
         try:
-            result.diagnosis = _diagnose(
-                entry,
-                code,
-                evaluations,
-                archive,
-                tasks,
-                gateway.client(s.diagnosis_model, lease),
-                s,
-            )
+            result.diagnosis = diagnosis.diagnose(
+                gateway.client(s.diagnosis_model, lease), asked,
+                attempts=s.diagnosis_attempts, max_tokens=s.diagnosis_max_tokens,
+            )  # fmt: skip
         except FMError as error:
             if abandoned():
                 raise Abandoned("the run abandoned this unit") from error
-            return _failed(archive, result, f"diagnosis failed: {error}", run_id)
-        finally:
+            failure = error
+        finally:  # before the failure is recorded: its calls were metered and cost something
             result.cost = _plus(result.cost, gateway.close_unit(lease))
-        result.problem_statement = _problem_statement(result.diagnosis)
+        if failure is not None:
+            return _failed(archive, result, f"diagnosis failed: {failure}", run_id)
+        result.problem_statement = diagnosis.problem_statement(result.diagnosis)
 
         repo = work / "repo"
         archive.git.checkout(archive.node(parent_id).commit, repo)
@@ -208,8 +189,7 @@ def expand(
                     result.problem_statement,
                     env=lease.env(box.gateway_port),
                     model=s.model,
-                    max_steps=s.max_steps,
-                    timeout_s=s.agent_timeout_s,
+                    limits=s.agent,
                 )
         finally:
             result.cost = _plus(result.cost, gateway.close_unit(lease))
@@ -244,7 +224,7 @@ def expand(
             parent=parent_id,
             origin=Origin.SELF_MODIFICATION,
             status=NodeStatus.PENDING if passed else NodeStatus.REJECTED,
-            proposal=result.problem_statement,
+            proposal=_proposal(result),
             run_id=run_id,
             meta={
                 "entry": entry,
@@ -264,44 +244,31 @@ def expand(
         return result
 
 
-def _diagnose(
+def _failure(
     entry: str,
-    code: Path,
     evaluations: Sequence[Evaluation],
     archive: Archive,
     tasks: TaskSource,
-    client: FMClient,
-    s: ExpansionSettings,
-) -> dict[str, str]:
-    if entry in SPECIAL_ENTRIES:
-        text = SPECIAL_ENTRIES[entry]
-        return {"improvement_proposal": entry.replace("_", " "), "problem_description": text}
+    chars: int,
+) -> diagnosis.Failure | None:
+    """What the parent's latest attempt at the entry's task shows (None: a special entry)."""
+    if entry in diagnosis.SPECIAL_ENTRIES:
+        return None
     benchmark, _, task = entry.partition("/")
     attempt = [e for e in evaluations if (e.benchmark, e.task) == (benchmark, task)][-1]
-    parts = [
-        "# The coding agent's code\n" + agent_code(code)[: s.excerpt_chars],
-        "# The task it failed\n" + tasks.statement(benchmark, task),
-        f"# Result: {attempt.status.value}",
-    ]
-    records = (("trajectory", attempt.trajectory_blob), ("evaluation log", attempt.log_blob))
-    for title, ref in records:
-        if ref:
-            text = archive.blobs.get(ref).decode(errors="replace")
-            parts.append(f"# The agent's {title}\n" + text[-s.excerpt_chars :])
-    messages = [{"role": "user", "content": "\n\n".join(parts) + "\n\n" + DIAGNOSIS_FORMAT}]
-    system = "You improve coding agents by diagnosing their failures. Answer in JSON only."
-    for _ in range(s.diagnosis_attempts):
-        answer = client.complete(
-            messages, system=system, max_tokens=s.diagnosis_max_tokens, json_schema=DIAGNOSIS_SCHEMA
-        )
-        diagnosis = first_json_object(answer.text)
-        if diagnosis and diagnosis.get("problem_description"):
-            return {k: str(v) for k, v in diagnosis.items()}
-        messages += [
-            {"role": "assistant", "content": answer.text},
-            {"role": "user", "content": "That was not the JSON asked for. " + DIAGNOSIS_FORMAT},
-        ]
-    raise FMError(f"no usable diagnosis in {s.diagnosis_attempts} answers")
+
+    def text(ref: str | None, tail: bool = True) -> str:
+        data = archive.blobs.get(ref).decode(errors="replace") if ref else ""
+        return data[-chars:] if tail else data[:chars]
+
+    return diagnosis.Failure(
+        statement=tasks.statement(benchmark, task),
+        patch=text(attempt.patch_blob, tail=False),
+        tests=tasks.hidden_tests(benchmark, task)[:chars],
+        results=f"{attempt.status.value}\n{text(attempt.log_blob)}",
+        log=text(attempt.trajectory_blob) or "(no log)",
+        empty=attempt.status is EvalStatus.EMPTY,
+    )
 
 
 def agent_code(code: Path) -> str:
@@ -323,16 +290,10 @@ def agent_code(code: Path) -> str:
     return "\n\n".join(shown)
 
 
-def _problem_statement(diagnosis: dict[str, str]) -> str:
-    title = diagnosis.get("improvement_proposal", "").strip() or "Improve the coding agent"
-    body = [
-        f"# {title.splitlines()[0]}",
-        diagnosis.get("problem_description", "").strip(),
-        diagnosis.get("implementation_suggestion", "").strip(),
-        "This repository is the coding agent's own code. Keep its command line and its tests "
-        "(`python3 -m pytest -q tests`) working, and add a test for the change.",
-    ]
-    return "\n\n".join(part for part in body if part) + "\n"
+def _proposal(result: Expansion) -> str:
+    """The child's commit message: the improvement's title, then the problem statement."""
+    title = result.diagnosis.get("improvement_proposal", "").strip() or "Improve the agent"
+    return f"# {title.splitlines()[0]}\n\n{result.problem_statement}"
 
 
 def _paths_outside(changed: list[patches.FilePatch]) -> list[str]:
@@ -373,7 +334,9 @@ def _failed(
         payload["patch_blob"] = archive.blobs.put(patch.encode())
     if trajectory:
         payload["trajectory_blob"] = archive.blobs.put(trajectory)
-    archive.append_event("expansion_failed", payload, run_id=run_id, node_id=result.parent_id)
+    archive.append_event(
+        EventKind.EXPANSION_FAILED, payload, run_id=run_id, node_id=result.parent_id
+    )
     return result
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archive import Archive
+from archive.events import EventKind
 from dgm.fm.client import first_json_object
 from dgm.fm.errors import FMError
 from dgm.gateway import Gateway
@@ -65,7 +66,7 @@ def judge(
     verdict = _parse(answer.text)
     if verdict is not None:
         payload = {"interesting": verdict.interesting, "reason": verdict.reason, "model": model}
-        archive.append_event("judged", payload, run_id=run_id, node_id=child_id)
+        archive.append_event(EventKind.JUDGED, payload, run_id=run_id, node_id=child_id)
     return verdict
 
 

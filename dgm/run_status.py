@@ -1,47 +1,70 @@
-"""What `dgm status` reports about a run, read from the archive alone (the run may be dead)."""
+"""What `dgm status` and `dgm export best` report about a run, read from the archive alone
+(the run may be dead)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from typing import Any
 
-from archive import Archive
+from archive import Archive, Run
 from archive.errors import InvalidArgument
+from archive.events import EventKind
 from archive.records import NodeStatus
-from dgm.policy import Population
-from dgm.selectors import make_selector
+from dgm import budget
+from dgm.run_population import run_population
+from dgm.search import Population, answer_of
 
 
-def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Answer:
+    """A run's answer: what its search chose on the searched tasks, and by which rule."""
+
+    run: Run
+    node: str | None
+    resolved: int
+    attempted: int
+    rule: str
+    selector: dict[str, Any]
+    population: Population
+
+
+def find_run(archive: Archive, name: str | None = None) -> Run:
+    """The latest run of this name (None: the latest run)."""
     runs = [r for r in archive.runs() if name is None or r.name == name]
     if not runs:
         which = f"named {name!r} " if name else ""
         raise InvalidArgument(f"no run {which}in {archive.root}; start one with `dgm run CONFIG`")
-    run = runs[-1]
-    counts = archive.event_counts(run.id)
-    done = counts.get("unit_finished", 0) + counts.get("unit_failed", 0)
-    run_nodes = [n for n in archive.nodes() if n.run_id == run.id]
-    started = archive.last_event(run.id, "run_started", "run_resumed")
+    return runs[-1]
+
+
+def run_answer(archive: Archive, run: Run) -> Answer:
+    """The run's answer as its search gives it, from its results on the searched tasks only:
+    held-out results never choose it."""
+    started = archive.last_event(run.id, EventKind.RUN_STARTED, EventKind.RUN_RESUMED)
     tasks = started.payload if started else {}
-    # the search's own figures: its tasks, not the held-out ones
-    population = Population.from_archive(
+    population = run_population(
         archive, run.id, benchmark=tasks.get("benchmark", ""), model=tasks.get("model", ""),
         tasks=set(tasks.get("searched", [])),
     )  # fmt: skip
     selector = run.config.get("selector", {})
-    chooser = make_selector(selector.get("name", "score_child_prop"), selector.get("params", {}))
-    answer = chooser.answer(population)
-    resolved, attempted = population.members[answer].score() if answer else (0, 0)
-    held_out = archive.last_event(run.id, "held_out")
+    name, params = selector.get("name", "score_child_prop"), selector.get("params", {})
+    node, rule = answer_of(name, params, population)
+    resolved, attempted = population.members[node].score() if node else (0, 0)
+    chosen = {"name": name, "params": params}
+    return Answer(run, node, resolved, attempted, rule, chosen, population)
+
+
+def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
+    run = find_run(archive, name)
+    counts = archive.event_counts(run.id)
+    done = counts.get(EventKind.UNIT_FINISHED, 0) + counts.get(EventKind.UNIT_FAILED, 0)
+    run_nodes = [n for n in archive.nodes() if n.run_id == run.id]
+    answer = run_answer(archive, run)
+    held_out = archive.last_event(run.id, EventKind.HELD_OUT)
     tokens, usd = archive.fm_spend(run.id)
-    spent = {
-        "usd": usd,
-        "tokens": tokens,
-        "evaluations": population.evaluations,
-        "expansions": expansions_done(len(run_nodes), counts),
-        "wall_clock": ((run.finished_at or _now()) - run.started_at).total_seconds(),
-    }
-    limits = run.config.get("budget", {})
+    limits = budget.Budget.model_validate(run.config.get("budget", {}))
+    lines = budget.lines(limits, archive, run, answer.population)
+    best = {"id": answer.node, "resolved": answer.resolved, "attempted": answer.attempted}
     return {
         "id": run.id,
         "name": run.name,
@@ -51,10 +74,13 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "units_done": done,
-        "in_flight": max(0, counts.get("unit_started", 0) - done) if run.status == "running" else 0,
+        "in_flight": (
+            max(0, counts.get(EventKind.UNIT_STARTED, 0) - done) if run.status == "running" else 0
+        ),
         "nodes": len(run_nodes),
-        "selector": {"name": chooser.name, "params": selector.get("params", {})},
-        "best": {"id": answer, "resolved": resolved, "attempted": attempted} if answer else None,
+        "selector": answer.selector,
+        "best": best if answer.node else None,
+        "answer_rule": answer.rule,
         "held_out": (
             {k: held_out.payload[k] for k in ("resolved", "attempted")} | {"id": held_out.node_id}
             if held_out
@@ -62,31 +88,6 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
         ),
         "spend": {"usd": usd, "tokens": tokens},
         # each budget line: what it allows (wall clock in seconds) and what is spent
-        "budget": {
-            name: {"limit": _limit(name, limits.get(name)), "spent": spent[name]} for name in spent
-        },
+        "budget": {k: {"limit": v.limit, "spent": v.spent} for k, v in lines.items()},
         "awaiting_review": sum(n.status is NodeStatus.AWAITING_APPROVAL for n in run_nodes),
     }
-
-
-def expansions_done(nodes: int, counts: dict[str, int]) -> int:
-    """Expansions a run has made: its children (all its nodes but the seed), and those that
-    ended without one (`expansion_failed` events, from `Archive.event_counts`)."""
-    return max(0, nodes - 1) + counts.get("expansion_failed", 0)
-
-
-def _limit(name: str, value: Any) -> float | None:
-    if value is None or name != "wall_clock":
-        return value
-    return _seconds(value)
-
-
-def _seconds(value: str | float) -> float:
-    """Seconds of a duration as the config stores it (ISO 8601, `PT36H`) or a number."""
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(timedelta).validate_python(value).total_seconds()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

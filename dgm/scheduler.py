@@ -1,24 +1,21 @@
-"""A pool of workers fed with units by a policy: a worker that frees up gets the next unit at
-once. Budgets are checked before each unit starts; a stop (budget spent, Ctrl-C) starts
-nothing new and lets the units in flight finish, unless it is told to abandon them."""
+"""A pool of workers fed with units by a search (its `ask`): a worker that frees up gets the
+next unit at once. Budgets are checked before each unit starts, so every unit asked for is
+started; a stop (budget spent, Ctrl-C) starts nothing new and lets the units in flight
+finish, unless it is told to abandon them."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from dgm.policy import Unit
+from dgm.search.units import Unit
 
 log = logging.getLogger(__name__)
-
-
-class Policy(Protocol):
-    def next_unit(self, in_flight: Collection[Unit]) -> Unit | None: ...
 
 
 @dataclass
@@ -46,7 +43,7 @@ class Scheduler:
     def __init__(
         self,
         workers: int,
-        policy: Policy,
+        ask: Callable[[], Unit | None],
         execute: Callable[[Unit], Any],
         *,
         finished: Callable[[Unit, Any], None] = lambda unit, result: None,
@@ -54,9 +51,10 @@ class Scheduler:
         spent: Callable[[], str | None] = lambda: None,
         started: Callable[[Unit], None] = lambda unit: None,
     ):
-        """`execute` runs a unit in a worker thread; `finished` / `failed` take its outcome in
-        the scheduler's thread (one at a time); `spent` names a spent budget, or None."""
-        self.workers, self.policy, self.execute = workers, policy, execute
+        """`ask` gives the next unit (None: none now); `execute` runs it in a worker thread;
+        `finished` / `failed` take its outcome in the scheduler's thread (one at a time);
+        `spent` names a spent budget, or None."""
+        self.workers, self.ask, self.execute = workers, ask, execute
         self._finished, self._spent, self._started = finished, spent, started
         self._failed = failed or _log_failure
         self._stop: str | None = None
@@ -81,7 +79,7 @@ class Scheduler:
                     if reason := self._spent():  # before each unit
                         self.stop(reason)
                         break
-                    unit = self.policy.next_unit(list(self.in_flight.values()))
+                    unit = self.ask()
                     if unit is None:
                         break
                     self._started(unit)

@@ -30,8 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dgm.policy import EvolutionPolicy, Member, Population
-from dgm.selectors import make_selector
+from dgm.search import Evaluated, Expanded, Member, Population, Stage, make_search
 
 CORRELATIONS = {"mismatch": -0.8, "aligned": 0.8, "independent": 0.0}
 
@@ -80,7 +79,7 @@ class Simulation(BaseModel):
 
     @model_validator(mode="after")
     def _known_selector(self) -> Simulation:
-        make_selector(self.selector, self.params)  # its ValueError names what is wrong
+        make_search(self.selector, self.params, Population(), [])  # its ValueError says what
         return self
 
 
@@ -110,8 +109,9 @@ def simulate(sim: Simulation, seed: int) -> Result:
     difficulty = draws.normal(0.0, land.difficulty_sd, land.tasks)
     tasks = [f"t{i}" for i in range(land.tasks)]
     cuts = np.cumsum(sim.stages).tolist()
-    stages = [tasks[a:b] for a, b in zip([0, *cuts], [*cuts, land.tasks], strict=True) if b > a]
-    thresholds = [*sim.thresholds, 0.0][: len(stages)]
+    parts = [tasks[a:b] for a, b in zip([0, *cuts], [*cuts, land.tasks], strict=True) if b > a]
+    thresholds = [*sim.thresholds, 0.0][: len(parts)]
+    stages = [Stage(part, threshold) for part, threshold in zip(parts, thresholds, strict=True)]
     # the root's logit is set so that its true pass rate is the one asked for
     root_logit = _logit_for(land.root_pass_rate, difficulty)
 
@@ -119,15 +119,14 @@ def simulate(sim: Simulation, seed: int) -> Result:
     population = Population()
     population.add(Member("n0", None))
     population.code["n0"] = _unit(draws.normal(size=land.code_dims))
-    policy = EvolutionPolicy(
-        population, stages, thresholds, make_selector(sim.selector, sim.params), rng=rng,
-        evaluation_budget=sim.evaluations,
-    )  # fmt: skip
+    policy = make_search(
+        sim.selector, sim.params, population, stages, rng=rng, evaluation_budget=sim.evaluations
+    )
     c = land.c
     for _ in range(50 * sim.evaluations):  # a selector that only expands stops here
         if population.evaluations >= sim.evaluations:
             break
-        unit = policy.next_unit([])
+        unit = policy.ask()
         if unit is None:
             break
         parent = hidden[unit.node]
@@ -141,21 +140,19 @@ def simulate(sim: Simulation, seed: int) -> Result:
             child = f"n{len(hidden)}"
             hidden[child] = _Hidden(logit, heritable, _pass_rate(logit, difficulty))
             code = population.code[unit.node] + draws.normal(0, land.code_step, land.code_dims)
-            population.code[child] = _unit(code)
-            policy.expanded(unit.node, child, usable=rng.random() >= land.broken)
-            if "verdicts" in policy.selector.needs:
+            usable = rng.random() >= land.broken
+            interesting = None
+            if "verdicts" in policy.needs:
                 better = hidden[child].rate > parent.rate
-                right = rng.random() < land.judge_accuracy
-                population.judged(child, better if right else not better)
+                interesting = better if rng.random() < land.judge_accuracy else not better
+            policy.tell(unit, Expanded(child, usable, interesting, _unit(code)))
         else:
             task = tasks.index(unit.task or "")
             if rng.random() < land.noise:
                 resolved = rng.random() < 0.5
             else:
                 resolved = rng.random() < 1 / (1 + math.exp(difficulty[task] - parent.logit))
-            policy.evaluated(unit.node, unit.task or "", resolved)
-        for node in policy.to_admit([]):
-            population.admit(node)
+            policy.tell(unit, Evaluated(resolved))
     answer = policy.answer()
     usable = [m.id for m in population.members.values() if m.usable]
     return Result(

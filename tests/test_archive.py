@@ -25,6 +25,8 @@ from archive.errors import (
     SchemaTooNew,
     UnknownNode,
 )
+from archive.events import EventKind
+from archive.records import HELD_OUT_STAGE
 
 R, U, E, ERR, T = (
     EvalStatus.RESOLVED,
@@ -138,7 +140,7 @@ def test_evaluation_of_unknown_node_is_refused(archive):
         archive.record_evaluations("0" * 32, [EvaluationResult("b", "t", R)])
 
 
-def test_summaries_children_and_best(archive, agent_dir):
+def test_summaries_children_and_scores_searched_and_held_out_apart(archive, agent_dir):
     root = archive.add_node(agent_dir, origin=Origin.SEED)
     a = grow(archive, agent_dir, root.id, "a", origin=Origin.SELF_MODIFICATION)
     b = grow(
@@ -160,10 +162,15 @@ def test_summaries_children_and_best(archive, agent_dir):
     assert (by_id[a.id].children, by_id[a.id].admitted_children) == (1, 1)
     assert by_id[c.id].children == 0
     assert by_id[a.id].score == Score(3, 4)
-    assert by_id[b.id].score == Score(1, 1)
-    assert archive.best() == a.id
+    assert by_id[b.id].score == Score(1, 1) and by_id[b.id].held_out == Score()
+    held = [EvaluationResult("b", f"h{i}", R, stage=HELD_OUT_STAGE) for i in range(2)]
+    archive.record_evaluations(a.id, held)
+    a_row = next(s for s in archive.summaries() if s.id == a.id)
+    assert (a_row.score, a_row.held_out) == (Score(3, 4), Score(2, 2))
+    scores = archive.scores(a.id)
+    assert (scores.searched, scores.held_out, scores.overall) == (Score(3, 4), Score(2, 2),
+                                                                  Score(5, 6))  # fmt: skip
     archive.set_status(b.id, NodeStatus.ADMITTED, reason="approved")
-    assert archive.best() == b.id
     root_row = next(s for s in archive.summaries() if s.id == root.id)
     assert (root_row.children, root_row.admitted_children) == (2, 2)
     archive.set_status(a.id, NodeStatus.REJECTED)
@@ -175,12 +182,6 @@ def test_summaries_children_and_best(archive, agent_dir):
     lineage = archive.lineage()
     assert lineage.path_to_root(c.id) == [c.id, a.id, root.id]
     assert lineage.clade(a.id) == {a.id, c.id}
-
-
-def test_best_needs_an_evaluated_node(archive, agent_dir):
-    archive.add_node(agent_dir)
-    with pytest.raises(ArchiveError, match="evaluated"):
-        archive.best()
 
 
 def test_runs_reviews_and_fm_usage(archive, agent_dir):
@@ -233,11 +234,21 @@ def test_runs_reviews_and_fm_usage(archive, agent_dir):
 
 
 def test_event_log_is_append_only(archive):
-    archive.append_event("note", {"text": "hello"})
+    archive.append_event(EventKind.HELD_OUT, {"resolved": 1, "attempted": 2})
     for statement in ("UPDATE events SET kind = 'x'", "DELETE FROM events"):
         with pytest.raises(ArchiveError, match="append-only"), archive._write() as conn:
             conn.execute(text(statement))
-    assert [e.payload for e in archive.events()] == [{"text": "hello"}]
+    assert [e.payload for e in archive.events()] == [{"resolved": 1, "attempted": 2}]
+
+
+def test_an_event_is_written_only_as_its_kind_declares_it(archive):
+    with pytest.raises(ValueError, match="is not a valid EventKind"):
+        archive.append_event("note", {"text": "hello"})
+    with pytest.raises(ValueError, match="a held_out event needs 'attempted'"):
+        archive.append_event(EventKind.HELD_OUT, {"resolved": 1})
+    with pytest.raises(ValueError, match="a held_out event has no field 'score'"):
+        archive.append_event(EventKind.HELD_OUT, {"resolved": 1, "attempted": 2, "score": 0.5})
+    assert archive.events() == []
 
 
 def test_timestamps_are_utc_aware(archive, agent_dir):

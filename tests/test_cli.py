@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from archive import Archive, EvalStatus, EvaluationResult, FMCall, Origin
+from archive.events import RunTasks
+from archive.records import HELD_OUT_STAGE
 from tests.conftest import run_dgm
 
 
@@ -34,7 +36,9 @@ def populated(tmp_path: Path, agent_dir: Path) -> tuple[Path, dict[str, str]]:
     """root -> a -> c, root -> b; evaluated, reviewed, with FM usage and a run."""
     path = tmp_path / "arc"
     with Archive.init(path) as arc:
-        run = arc.create_run("test", {"selector": "score_child_prop"})
+        searched = {"searched": [f"t{i}" for i in range(4)], "held_out": ["h0", "h1"]}
+        tasks = RunTasks(benchmark="swe", model="smol", **searched)
+        run = arc.create_run("test", {"selector": {"name": "score_child_prop"}}, tasks)
         root = arc.add_node(agent_dir, origin=Origin.SEED, proposal="seed agent", run_id=run.id)
         (agent_dir / "agent.py").write_text("def run(task):\n    return 'retry'\n")
         a = arc.add_node(
@@ -203,8 +207,48 @@ def test_export_best(populated, tmp_path):
         ok(run_dgm("export", "best", "--out", str(tmp_path / "b"), "--json", archive=arc))
     )
     assert out["node"] == ids["a"]
+    rule = "the admitted node with the best score on the searched tasks"
+    assert out["chosen"] == {
+        "run": "test", "run_id": ids["run"], "rule": rule, "resolved": 3, "attempted": 4
+    }  # fmt: skip
     prov = json.loads((tmp_path / "b" / "provenance.json").read_text())
     assert prov["reviews"][0]["reason"] == "diff stays inside the agent"
+    assert prov["chosen"]["rule"] == rule
+    text = ok(run_dgm("export", "best", "--out", str(tmp_path / "t"), archive=arc))
+    said = " ".join(text.split())  # as wrapped to the terminal
+    assert f"It is run test's answer, 3/4 on its searched tasks; chosen as {rule}." in said
+
+
+def test_export_best_is_never_chosen_by_held_out_results(populated, tmp_path):
+    """c: 2/4 on the searched tasks, 6/6 held out (8/10 in all, over a's 3/4): a run's answer
+    rests on the searched tasks, and nodes of other runs or none are not its answer."""
+    arc, ids = populated
+    with Archive.open(arc) as archive:
+        held = [
+            EvaluationResult(
+                "swe", f"h{i}", EvalStatus.RESOLVED, stage=HELD_OUT_STAGE, model="smol"
+            )
+            for i in range(6)
+        ]
+        archive.record_evaluations(ids["c"], held)
+        solved = [
+            EvaluationResult("swe", f"t{i}", EvalStatus.RESOLVED, model="smol") for i in range(4)
+        ]
+        archive.record_evaluations(ids["b"], solved)  # 4/4, but in no run
+    out = json.loads(ok(run_dgm("export", "best", "--out", str(tmp_path / "b"), "--json",
+                                archive=arc)))  # fmt: skip
+    assert out["node"] == ids["a"]
+    # searched and held-out results are shown apart
+    tree = {n["id"]: n for n in json.loads(ok(run_dgm("tree", "--json", archive=arc)))}
+    c = tree[ids["c"]]
+    assert (c["resolved"], c["attempted"], c["held_out"]) == (2, 4, {"resolved": 6, "attempted": 6})
+    assert "score 0.500 (2/4)  held-out 1.000 (6/6)" in ok(run_dgm("tree", archive=arc))
+    shown = ok(run_dgm("show", ids["c"][:8], archive=arc))
+    assert "0.500 (2/4)" in shown and "1.000 (6/6)" in shown
+    rows = json.loads(ok(run_dgm("lineage", ids["c"][:8], "--json", archive=arc)))
+    assert (rows[-1]["score"]["attempted"], rows[-1]["held_out"]["attempted"]) == (4, 6)
+    missing = run_dgm("export", "best", "--run", "nope", "--out", str(tmp_path / "n"), archive=arc)
+    fails_cleanly(missing, "no run named 'nope'")
 
 
 def test_fsck(populated):
@@ -316,11 +360,16 @@ def test_bad_agent_folder(tmp_path):
     fails_cleanly(run_dgm("add-agent", str(tmp_path / "empty"), archive=arc), "no files")
 
 
-def test_best_without_evaluations(tmp_path, agent_dir):
+def test_best_needs_a_run_with_a_scored_node(tmp_path, agent_dir):
     arc = tmp_path / "arc"
     ok(run_dgm("init", archive=arc))
     ok(run_dgm("add-agent", str(agent_dir), archive=arc))
-    fails_cleanly(run_dgm("export", "best", "--out", str(tmp_path / "o"), archive=arc), "evaluated")
+    fails_cleanly(run_dgm("export", "best", "--out", str(tmp_path / "o"), archive=arc), "no run")
+    with Archive.open(arc) as archive:
+        run = archive.create_run("fresh", {"selector": {"name": "cmp"}})
+        archive.add_node(agent_dir, origin=Origin.SEED, run_id=run.id)
+    unscored = run_dgm("export", "best", "--out", str(tmp_path / "o"), archive=arc)
+    fails_cleanly(unscored, "run 'fresh' has no scored node yet")
 
 
 def test_postgres_archive_through_the_cli(tmp_path, agent_dir, postgres):

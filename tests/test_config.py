@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dgm.config import ConfigError, load_config, parse_duration
+from dgm.budget import parse_duration
+from dgm.config import ConfigError, load_config
 
 
 def test_defaults_work_offline():
@@ -61,3 +62,11 @@ def test_durations():
 def test_shipped_configs_are_valid(name):
     config = load_config(Path(__file__).parents[1] / "configs" / f"{name}.yaml")
     assert config.name == name
+
+
+def test_dgm_swebench_has_the_papers_three_stages():
+    # DGM paper: 10 tasks, then 50 more at 40%, then the rest of 200 for nodes at
+    # max(0.4, the second-best full score) (get_full_eval_threshold in DGM_outer.py)
+    config = load_config(Path(__file__).parents[1] / "configs" / "dgm-swebench.yaml")
+    stages = [(s.subset, s.threshold) for s in config.benchmark.stages]
+    assert stages == [("dgm-small", 0.4), ("dgm-medium", "dgm"), ("dgm-big", 0.0)]

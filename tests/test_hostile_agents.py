@@ -12,6 +12,7 @@ import pytest
 
 from archive import Archive
 from archive.records import EvalStatus, EvaluationResult, Origin
+from benchmarks.agent_run import AgentLimits
 from benchmarks.polyglot import PolyglotBenchmark
 from dgm.evaluate import evaluate
 from dgm.expand import ExpansionSettings, expand
@@ -101,7 +102,7 @@ def world(tmp_path, bench, new_sandbox, monkeypatch):
                 return archive, evaluate(
                     node.id, bench, TASK, archive=archive, gateway=gateway,
                     new_sandbox=new_sandbox, model="gpt-4o", sandbox_settings=settings,
-                    timeout_s=5 if "time.sleep(600)" in attack else 60,
+                    limits=AgentLimits(timeout_s=5 if "time.sleep(600)" in attack else 60),
                 )  # fmt: skip
 
             yield run
@@ -155,6 +156,9 @@ def test_an_expansion_never_reads_what_a_link_in_the_agent_names(tmp_path, docke
             class Tasks:
                 def statement(self, benchmark: str, task: str) -> str:
                     return "Fix it."
+
+                def hidden_tests(self, benchmark: str, task: str) -> str:
+                    return "def test_it():\n    assert fixed()\n"
 
             expand(
                 parent.id, archive=archive, gateway=gateway,

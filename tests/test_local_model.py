@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from archive import Archive
-from dgm.expand import DIAGNOSIS_FORMAT, DIAGNOSIS_SCHEMA, SEED_AGENT
+from dgm import diagnosis
+from dgm.expand import SEED_AGENT
 from dgm.fm import local
 from dgm.fm.client import connect
 from dgm.fm.errors import ContextOverflow, FMError
@@ -103,9 +105,10 @@ def test_context_overflow_is_typed(client):
 
 
 def test_a_json_schema_holds_the_answer_to_its_shape(client):
-    prompt = "The agent stopped without editing files. Diagnose it. " + DIAGNOSIS_FORMAT
+    asked = diagnosis.prompt("solve_empty_patches", "", None, polyglot=False, rng=random.Random(0))
     answer = client.complete(
-        [{"role": "user", "content": prompt}], max_tokens=300, json_schema=DIAGNOSIS_SCHEMA
-    )
+        [{"role": "user", "content": asked.user}], max_tokens=300,
+        json_schema=diagnosis.answer_schema(asked.fields),
+    )  # fmt: skip
     # a 135M model's words are not the point: its strings are bounded to fit, so it parses
-    assert set(json.loads(answer.text)) == set(DIAGNOSIS_SCHEMA["required"])
+    assert set(json.loads(answer.text)) == set(asked.fields)

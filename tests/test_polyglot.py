@@ -38,6 +38,9 @@ def test_every_reference_solution_resolves_and_no_starting_code_does(bench):
 def test_the_agent_never_sees_the_tests_or_the_reference(bench, tmp_path):
     bench.workspace("python/lru_cache", tmp_path)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["lru_cache.py"]
+    # the diagnosis of a failure is shown them, as DGM shows its diagnosis model
+    hidden = bench.hidden_tests("python/lru_cache")
+    assert hidden.startswith("## lru_cache_test.py\n```\n") and "def test_" in hidden
 
 
 def test_edits_of_the_tests_are_dropped(bench, tmp_path):

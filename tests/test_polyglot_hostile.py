@@ -119,13 +119,13 @@ def test_a_solution_file_that_is_a_link_or_a_rename_of_the_tests_is_dropped(benc
         "@@ -0,0 +1 @@\n+shout_test.py\n\\ No newline at end of file\n"
     )
     graded = bench.grade(TASK, link)
-    assert graded.status is EvalStatus.EMPTY, graded.log
+    assert graded.status is EvalStatus.UNRESOLVED, graded.log
     rename = (
         "diff --git a/shout_test.py b/shout.py\nsimilarity index 100%\n"
         "rename from shout_test.py\nrename to shout.py\n"
     )
     graded = bench.grade(TASK, rename)
-    assert graded.status is EvalStatus.EMPTY and "dropped its edits of" in graded.log
+    assert graded.status is EvalStatus.UNRESOLVED and "dropped its edits of" in graded.log
 
 
 def test_a_patch_git_would_read_otherwise_is_not_taken(bench):

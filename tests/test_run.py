@@ -20,6 +20,7 @@ import pytest
 from rich.console import Console
 
 from archive import Archive
+from archive.events import EventKind
 from dgm.cli.run_commands import live_view
 from dgm.config import ConfigError, load_config
 from dgm.engine import Engine
@@ -48,7 +49,10 @@ def respond(request: Request) -> Reply:
     if body["model"] == "self-model":  # the parent rewrites itself: a new file each time
         note = {"command": "create", "path": f"NOTES-{next(_children)}.md", "file_text": "notes\n"}
         return Reply("", [ToolCall("editor", note)])
-    return Reply("I will leave this one.")  # the agent on a task: an empty patch
+    # the agent on a task: a patch that solves nothing (a child with only empty patches would
+    # not be kept: DGM's "compiled" rule)
+    note = {"command": "create", "path": "TRIED.md", "file_text": "tried\n"}
+    return Reply("", [ToolCall("editor", note)])
 
 
 def write_config(tmp_path: Path, archive: Path | None = None, **extra: str) -> Path:
@@ -96,10 +100,19 @@ def test_a_run_grows_the_archive_and_continues_without_repeating_work(
         assert all(n.status.value == "admitted" for n in nodes)
         evaluations = [e for n in nodes for e in archive.evaluations(n.id)]
         assert sorted(e.task for e in evaluations) == ["python/clamp"] * 3 + ["python/shout"] * 3
+        assert {e.stage for e in evaluations} == {"stage-1"}
         assert first.units_done >= 6 and first.units_done == 2 + 2 + 4
         [run] = archive.runs()
         assert (run.status, run.stop_reason) == ("finished", "budget expansions spent")
         done = unit_events(archive)
+        # the seed is evaluated on its whole first stage before the first expansion
+        seed = next(n.id for n in nodes if n.parent_id is None)[:8]
+        first_expansion = next(i for i, (_, unit) in enumerate(done) if unit.startswith("expand"))
+        seed_done = [
+            i for i, (kind, unit) in enumerate(done)
+            if kind == "unit_finished" and unit.startswith(f"evaluate {seed}")
+        ]  # fmt: skip
+        assert len(seed_done) == 2 and max(seed_done) < first_expansion
     again = Engine(config).run()  # the same configuration: the same run, nothing to do
     assert (again.run_id, again.units_done) == (first.run_id, 0)
     with Archive.open(tmp_path / "archive") as archive:
@@ -111,7 +124,7 @@ def test_a_run_grows_the_archive_and_continues_without_repeating_work(
     assert status["budget"]["evaluations"] == {"limit": None, "spent": 6}
     assert status["selector"] == {"name": selector, "params": {}}
     shown = run_dgm("status", "--archive", str(tmp_path / "archive")).stdout
-    assert f"(by {selector})" in shown and "budget expansions: 2 of 2" in shown
+    assert f"(by {selector}: " in shown and "budget expansions: 2 of 2" in shown
 
 
 def test_novelty_in_code_space_embeds_every_agent_and_asks_a_judge_of_each_child(
@@ -131,7 +144,7 @@ def test_novelty_in_code_space_embeds_every_agent_and_asks_a_judge_of_each_child
         vectors = [archive.code_embedding(n.tree, "all-MiniLM-L6-v2") for n in nodes]
         assert all(v is not None and len(v) == 384 * 4 for v in vectors)
         assert len(set(vectors)) == 3  # each agent's code is its own
-        judged = archive.events_of(outcome.run_id, "judged")
+        judged = archive.events_of(outcome.run_id, EventKind.JUDGED)
         assert sorted(e.node_id for e in judged) == children
         assert {e.payload["model"] for e in judged} == {"judge-model"}
         assert all(e.payload["interesting"] for e in judged)
@@ -212,9 +225,15 @@ def test_the_answer_is_measured_on_held_out_tasks(base_image, fm, tmp_path):
     assert status["held_out"] == {"id": status["best"]["id"], "resolved": 0, "attempted": 1}
     with Archive.open(tmp_path / "archive") as archive:
         [seed] = archive.nodes()
-        assert sorted(e.task for e in archive.evaluations(seed.id)) == [
-            "python/clamp", "python/roman", "python/shout"
-        ]  # fmt: skip
+        stages = {e.task: e.stage for e in archive.evaluations(seed.id)}
+        assert stages == {
+            "python/clamp": "stage-1", "python/shout": "stage-1", "python/roman": "held-out"
+        }  # fmt: skip
+    tree = run_dgm("tree", "--archive", str(tmp_path / "archive")).stdout
+    assert "score 0.000 (0/2)  held-out 0.000 (0/1)" in tree  # apart, never mixed
+    exported = run_dgm("export", "best", "--out", str(tmp_path / "best"), "--json",
+                       "--archive", str(tmp_path / "archive"))  # fmt: skip
+    assert json.loads(exported.stdout)["node"] == seed.id
     overlap = load_config(path, ["benchmark.held_out=small", "benchmark.stages=[{subset: small}]"])
     with pytest.raises(ConfigError, match=r"held-out task python/.* is also in a searched stage"):
         Engine(overlap).run()
@@ -235,7 +254,8 @@ def test_ctrl_c_finishes_the_units_in_flight_and_the_run_continues(base_image, f
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 0, process.stderr.read().decode()
     events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
-    assert events[-1] == "run_stopped"
+    assert events[-1] == "run_finished"
+    assert json.loads(log.read_text().splitlines()[-1])["status"] == "stopped"
     assert events.count("unit_started") == events.count("unit_finished")  # none abandoned
     status = json.loads(run_dgm("status", "--archive", str(tmp_path / "archive"), "--json").stdout)
     assert (status["state"], status["reason"]) == ("stopped", "interrupted")
@@ -341,3 +361,25 @@ def test_budgets_stop_the_run_and_say_which(base_image, fm, tmp_path):
     priced = ["budget.usd=0.000001", "name=cheap", "models.agent=gpt-4o"]
     cheap = Engine(load_config(path, priced)).run()
     assert cheap.reason == "budget usd spent" and cheap.units_done >= 1
+
+
+def test_run_takes_its_archive_from_the_command_line_or_the_environment(fm, tmp_path):
+    config = write_config(tmp_path)  # its own archive: tmp_path / "archive"
+    env = {**os.environ, "OPENAI_API_KEY": "sk-run", "OPENAI_BASE_URL": fm.openai_base_url}
+    env.pop("DGM_ARCHIVE", None)
+    nothing = ["--set", "budget.evaluations=0"]  # the run starts and stops at once
+    given = subprocess.run(
+        [DGM, "run", str(config), "--archive", str(tmp_path / "given"), *nothing],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert given.returncode == 0, given.stderr
+    from_env = subprocess.run(
+        [DGM, "run", str(config), *nothing], env={**env, "DGM_ARCHIVE": str(tmp_path / "env")},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert from_env.returncode == 0, from_env.stderr
+    for folder in ("given", "env"):
+        with Archive.open(tmp_path / folder) as archive:
+            [run] = archive.runs()
+            assert (run.name, run.stop_reason) == ("e2e", "budget evaluations spent")
+    assert not (tmp_path / "archive").exists()

@@ -39,7 +39,7 @@ def test_its_own_suite_passes_inside_the_sandbox(sandbox):
     sandbox.copy_in(SEED_AGENT, "/work/agent")
     result = sandbox.exec(["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "agent"])
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert "8 passed" in result.stdout
+    assert "10 passed" in result.stdout
 
 
 def test_fixes_a_bug_in_a_sandbox_through_the_gateway(docker_client, base_image, tmp_path):

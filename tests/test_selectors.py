@@ -1,4 +1,4 @@
-"""Each selector's formula, quoted and checked on hand-computed cases."""
+"""Each selector's formula and HGM's rules, quoted and checked on hand-computed cases."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 from scipy.stats import beta
 
 from dgm.config import ConfigError, load_config
-from dgm.policy import EvolutionPolicy, Member, Population, Unit
-from dgm.selectors import Candidates, make_selector
-from dgm.selectors.cmp import CMP
-from dgm.selectors.novelty import Novelty
-from dgm.selectors.parents import Best, RandomSelector, ScoreChildProp, ScoreProp
+from dgm.search import Evaluated, Expanded, Member, Population, Stage, Unit, make_search
+from dgm.search.generations import Generations
+from dgm.search.hgm import CMP
+from dgm.search.novelty import Novelty
+from dgm.search.parents import Best, Candidates, RandomSelector, ScoreChildProp, ScoreProp
 
 TASKS = ["a", "b", "c", "d"]
 
@@ -24,7 +24,8 @@ def tree(results: dict[str, dict[str, bool | None]], parents: dict[str, str | No
     """A population grown in the order given, with each node's results."""
     population = Population()
     for node, parent in parents.items():
-        population.add(Member(node, parent), results.get(node, {}))
+        found = {task: Evaluated(r) for task, r in results.get(node, {}).items()}
+        population.add(Member(node, parent), found)
     return population
 
 
@@ -79,40 +80,51 @@ def test_clade_counts_sum_a_node_and_its_descendants_without_touching_its_own():
     )  # fmt: skip
     every = {n: counts(population, n) for n in population.ids}
     assert every == {"r": (1, 1, 3, 3), "x": (0, 0, 2, 0), "y": (0, 2, 0, 2), "z": (2, 0, 2, 0)}
-    population.record("x", "a", True)  # a later result moves its ancestors' clade counts only
-    population.record("z", "c", False)  # a harness error tried again
+    population.record("x", "a", Evaluated(True))  # moves its ancestors' clade counts only
+    population.record("z", "c", Evaluated(False))  # a harness error tried again
     assert counts(population, "r") == (1, 1, 4, 4)
     x_s, _, x_clade_s, x_clade_f = counts(population, "x")
     assert (x_s, x_clade_s, x_clade_f) == (1, 3, 1)
     assert counts(population, "z")[:2] == (2, 1) and population.evaluations == 9
 
 
-def test_cmp_evaluates_the_root_then_expands_it_five_times():
-    policy = EvolutionPolicy(tree({}, {"r": None}), [TASKS], [0.0], CMP(), rng=random.Random(0))
-    first = policy.next_unit(set())
-    assert first.kind == "evaluate" and first.node == "r"
-    policy.evaluated("r", first.task, False)
-    in_flight: list[Unit] = []
-    for i in range(5):
-        unit = policy.next_unit(in_flight)
-        assert unit == Unit("expand", "r"), i
-        policy.expanded("r", f"c{i}", usable=True) if i < 3 else in_flight.append(unit)
-    # 5 started (3 children, 2 in flight): 1 evaluation ^ 0.6 < 6 nodes + 2 expanding: evaluate
-    assert policy.next_unit(in_flight).kind == "evaluate"
+def cmp(population: Population, tasks=TASKS, **options) -> CMP:
+    return CMP(population, [Stage(tasks)], rng=random.Random(0), **options)
 
 
-def test_cmp_expands_when_n_to_the_alpha_reaches_the_number_of_nodes():
-    # 3 nodes; 6 evaluations: 6^0.6 = 2.93 < 3 -> evaluate; 7: 7^0.6 = 3.21 >= 3 -> expand
-    results = {"r": dict.fromkeys("abcd", True), "x": {"a": True, "b": False}}
+def test_cmp_evaluates_the_root_then_expands_it_as_hgm_starts():
+    # hgm.py initialize_run evaluates the initial agent on the tasks; then it runs
+    # `range(len(nodes) - 1, min(5, int(max_workers ** alpha)))` expansions and waits for them
+    search = cmp(tree({}, {"r": None}), workers=8)
+    assert search.initial_expansions == 3  # int(8 ** 0.6) = 3 < 5
+    owed = [search.ask() for _ in TASKS]
+    assert all(u.kind == "evaluate" and u.node == "r" for u in owed)
+    assert search.ask() is None  # the root's tasks in flight: nothing else yet
+    for unit in owed:
+        search.tell(unit, Evaluated(unit.task == "a"))
+    started = [search.ask() for _ in range(3)]
+    assert started == [Unit("expand", "r")] * 3
+    assert search.ask() is None  # HGM waits for its initial expansions
+    for i, unit in enumerate(started):
+        search.tell(unit, Expanded(f"c{i}", usable=True))
+    assert search.ask() is not None and cmp(tree({}, {"r": None})).initial_expansions == 5
+
+
+def test_cmp_expands_when_n_to_the_alpha_reaches_the_nodes_as_hgm_counts_them():
+    # hgm.py: `n_task_evals ** alpha >= len(nodes) - 1 + n_pending_expands`: the root is not
+    # counted among the nodes, nor its evaluations among the task evaluations
+    results = {"r": dict.fromkeys("abcd", True), "x": {"a": True, "b": False, "c": False}}
     population = tree(results, {"r": None, "x": "r", "y": "r"})
-    policy = EvolutionPolicy(
-        population, [TASKS], [0.0], CMP(initial_expansions=2), rng=random.Random(0)
-    )
-    assert policy.next_unit(set()).kind == "evaluate"
-    policy.evaluated("x", "c", False)
-    assert policy.next_unit(set()).kind == "expand"
-    # an expansion in flight counts as a node: 7^0.6 < 4 -> evaluate
-    assert policy.next_unit({Unit("expand", "r")}).kind == "evaluate"
+    population.expansions["r"] = 2  # the initial expansions are behind it
+    search = cmp(population, initial_expansions=2)
+    # n = 3 (x's; the root's 4 do not count): 3^0.6 = 1.93 < 2 nodes -> evaluate
+    unit = search.ask()
+    assert unit.kind == "evaluate"
+    search.tell(unit, Evaluated(False))
+    # n = 4: 4^0.6 = 2.30 >= 2 -> expand; one in flight counts as a node: 2.30 < 3 -> evaluate
+    expansion = search.ask()
+    assert expansion.kind == "expand"
+    assert search.ask().kind == "evaluate"  # in flight now: n = 5, 5^0.6 = 2.63 < 3
 
 
 def test_cmp_thompson_samples_clades_for_expansion_and_own_results_for_evaluation():
@@ -125,20 +137,16 @@ def test_cmp_thompson_samples_clades_for_expansion_and_own_results_for_evaluatio
     tasks = list("abcdefgh")
     population = tree(results, {"r": None, "x": "r", "y": "r"})
     assert counts(population, "r")[2:] == (10, 4)
-    cmp = CMP(initial_expansions=0)
-    policy = EvolutionPolicy(population, [tasks], [0.0], cmp, rng=random.Random(3))
+    search = CMP(population, [Stage(tasks)], rng=random.Random(3))
     n = 4000
-    expanded = Counter(cmp._expansion(policy, []).node for _ in range(n))
-    # P(winner) for Beta(1+N_s, 1+N_f): r ~ Beta(11, 5), x ~ Beta(9, 1), y ~ Beta(3, 1)
-    rng = np.random.default_rng(0)
-    sample = {
-        k: rng.beta(a, b, 200000) for k, (a, b) in {"r": (11, 5), "x": (9, 1), "y": (3, 1)}.items()
-    }
-    wins = Counter(max(sample, key=lambda k: sample[k][i]) for i in range(200000))
-    for node in "rxy":
-        assert expanded[node] / n == pytest.approx(wins[node] / 200000, abs=0.03)
+    expanded = Counter(search._expansion().node for _ in range(n))
+    # hgm.py expands among `node.mean_utility > 0`: r, with no success of its own, never is;
+    # P(winner) for Beta(1 + N_s, 1 + N_f): x ~ Beta(9, 1), y ~ Beta(3, 1)
+    assert set(expanded) == {"x", "y"}
+    exact_x = beta(9, 1).expect(lambda t: beta(3, 1).cdf(t))  # P(draw_x > draw_y)
+    assert expanded["x"] / n == pytest.approx(exact_x, abs=0.02)
     # evaluation: only r and y have untried tasks; Beta(1 + 0, 1 + 4) against Beta(3, 1)
-    evaluated = Counter(cmp._evaluation(policy, []).node for _ in range(n))
+    evaluated = Counter(search._evaluation().node for _ in range(n))
     assert set(evaluated) <= {"r", "y"}
     exact_r = beta(1, 5).expect(lambda t: beta(3, 1).cdf(t))  # P(draw_r > draw_y)
     assert evaluated["r"] / n == pytest.approx(exact_r, abs=0.02)
@@ -146,14 +154,14 @@ def test_cmp_thompson_samples_clades_for_expansion_and_own_results_for_evaluatio
 
 def test_tau_is_the_budget_over_what_is_left_of_it():
     population = tree({"r": {"a": True, "b": False}}, {"r": None})
-    policy = EvolutionPolicy(
-        population, [TASKS], [0.0], CMP(), rng=random.Random(0), evaluation_budget=10
-    )
-    assert CMP().tau(policy, set()) == pytest.approx(10 / 8)
-    assert CMP().tau(policy, {Unit("evaluate", "r", "c")}) == pytest.approx(10 / 7)
-    assert CMP(tau=2.0).tau(policy, set()) == 2.0
-    no_budget = EvolutionPolicy(population, [TASKS], [0.0], CMP(), rng=random.Random(0))
-    assert CMP().tau(no_budget, set()) == 1.0
+    search = cmp(population, evaluation_budget=10)
+    assert search.tau() == pytest.approx(10 / 8)
+    search.in_flight.append(Unit("evaluate", "r", "c"))
+    assert search.tau() == pytest.approx(10 / 7)
+    assert cmp(population, tau=2.0).tau() == 2.0
+    assert cmp(population).tau() == 1.0  # no budget
+    spent = cmp(population, evaluation_budget=2)
+    assert spent.tau() == 10_000  # hgm.py's factor once n reaches max_task_evals
 
 
 def test_cmps_answer_is_the_highest_epsilon_percentile():
@@ -164,18 +172,20 @@ def test_cmps_answer_is_the_highest_epsilon_percentile():
         {"few": None, "some": "few"},
     )
     assert beta.ppf(0.01, 10, 2) > beta.ppf(0.01, 2, 1)
-    assert CMP().answer(population) == "some"
+    assert cmp(population).answer() == "some"
     for i in range(100):
-        population.record("few", f"t{i}", i >= 10)  # now 91/101
+        population.record("few", f"t{i}", Evaluated(i >= 10))  # now 91/101
     assert beta.ppf(0.01, 92, 11) > beta.ppf(0.01, 10, 2)
-    assert CMP().answer(population) == "few"
-    assert CMP().answer(tree({}, {"r": None})) is None
+    assert cmp(population).answer() == "few"
+    assert cmp(tree({}, {"r": None})).answer() is None
 
 
 def test_selectors_are_named_in_the_config_with_their_constants(tmp_path):
-    assert isinstance(make_selector("cmp", {"alpha": 0.5}), CMP)
+    assert isinstance(make_search("cmp", {"alpha": 0.5}, Population(), []), CMP)
+    novelty = make_search("novelty", {"k": 3}, Population(), [])
+    assert isinstance(novelty, Generations) and novelty.selector.k == 3
     with pytest.raises(ValueError, match="unknown selector 'nope'"):
-        make_selector("nope", {})
+        make_search("nope", {}, Population(), [])
     config = load_config(None, ["selector.name=cmp", "selector.params={alpha: 0.7, epsilon: 0.05}"])
     assert config.selector.params == {"alpha": 0.7, "epsilon": 0.05}
     with pytest.raises(ConfigError, match=r"selector: .*unexpected keyword argument 'alfa'"):
@@ -184,12 +194,12 @@ def test_selectors_are_named_in_the_config_with_their_constants(tmp_path):
         load_config(None, ["selector.name=cmp", "scheduler.mode=generational"])
 
 
-def archive_of(results: dict[str, dict[str, bool | None]]) -> EvolutionPolicy:
-    """A policy over tasks a, b whose members are all admitted, in the order given."""
+def archive_of(results: dict[str, dict[str, bool | None]]) -> Generations:
+    """A search over tasks a, b whose members are all admitted, in the order given."""
     population = tree(results, dict.fromkeys(results))
     for node in results:
-        population.admit(node)
-    return EvolutionPolicy(population, [["a", "b"]], [0.0], Novelty(), rng=random.Random(0))
+        population.decide(node, True)
+    return Generations(population, [Stage(["a", "b"])], Novelty(), rng=random.Random(0))
 
 
 def test_novelty_is_the_mean_distance_to_the_k_nearest_in_behaviour_space():
@@ -197,10 +207,10 @@ def test_novelty_is_the_mean_distance_to_the_k_nearest_in_behaviour_space():
     policy = archive_of(
         {"A": {"a": True, "b": True}, "B": {"a": True, "b": False}, "C": {"a": False, "b": False}}
     )
-    candidates = policy.candidates([])
+    candidates = policy.candidates()
     far = (1 + math.sqrt(2)) / 2
-    assert Novelty(k=2).novelty(policy, candidates) == pytest.approx([far, 1.0, far])
-    assert Novelty(k=1).novelty(policy, candidates) == pytest.approx([1.0, 1.0, 1.0])
+    assert Novelty(k=2).novelty(candidates) == pytest.approx([far, 1.0, far])
+    assert Novelty(k=1).novelty(candidates) == pytest.approx([1.0, 1.0, 1.0])
     # weight = (1 - w) sigmoid(10 (score - 0.5)) + w novelty / max novelty
     quality = [1 / (1 + math.exp(-5)), 0.5, 1 / (1 + math.exp(5))]
     novelty = [1.0, 1 / far, 1.0]
@@ -213,19 +223,20 @@ def test_novelty_kept_up_to_date_as_the_archive_grows_equals_a_fresh_count():
     tasks = [f"t{i}" for i in range(12)]
     population = Population()
     kept = Novelty(k=3)
-    policy = EvolutionPolicy(population, [tasks], [0.0], kept, rng=random.Random(0))
+    policy = Generations(population, [Stage(tasks)], kept, rng=random.Random(0))
     for i in range(60):
         # some tasks untried (0.5 in behaviour space)
-        results = {t: rng.random() < 0.5 for t in tasks if rng.random() < 0.8}
+        results = {t: Evaluated(rng.random() < 0.5) for t in tasks if rng.random() < 0.8}
         population.add(Member(f"n{i}", None), results)
-        population.admit(f"n{i}")
+        population.decide(f"n{i}", True)
         if i % 7 == 0 or i == 59:  # decisions now and then: the index follows the archive
-            kept.novelty(policy, policy.candidates([]))
-    candidates = policy.candidates([])
-    fresh = Novelty(k=3).novelty(policy, candidates)
-    assert kept.novelty(policy, candidates) == pytest.approx(fresh)
+            kept.novelty(policy.candidates())
+    candidates = policy.candidates()
+    fresh = Novelty(k=3).novelty(candidates)
+    assert kept.novelty(candidates) == pytest.approx(fresh)
     vectors = np.array(
-        [[{True: 1.0, False: 0.0}.get(population.members[n].results.get(t), 0.5) for t in tasks]
+        [[{True: 1.0, False: 0.0}.get(r.resolved if (r := population.members[n].results.get(t))
+                                      else None, 0.5) for t in tasks]
          for n in population.ids]
     )  # fmt: skip
     distances = np.sqrt(((vectors[:, None, :] - vectors[None, :, :]) ** 2).sum(axis=2))
@@ -240,13 +251,13 @@ def test_novelty_in_code_space_and_the_judges_penalty():
     # code vectors: A and B close together, C far away; a member without one has no novelty
     policy.population.code.update({"A": np.array([0.0, 0.0]), "B": np.array([0.0, 1.0])})
     policy.population.code["C"] = np.array([3.0, 4.0])
-    candidates = policy.candidates([])
+    candidates = policy.candidates()
     # k = 1: A's nearest is B (1), B's is A (1), C's is B (sqrt 18)
-    assert Novelty(space="code", k=1).novelty(policy, candidates) == pytest.approx(
+    assert Novelty(space="code", k=1).novelty(candidates) == pytest.approx(
         [1.0, 1.0, math.sqrt(18)]
     )
     del policy.population.code["C"]
-    assert Novelty(space="code", k=1).novelty(policy, candidates) == pytest.approx([1, 1, 0])
+    assert Novelty(space="code", k=1).novelty(candidates) == pytest.approx([1, 1, 0])
     assert Novelty(space="code").needs == {"code"}
     assert Novelty(judge=True).needs == {"verdicts"}
     # a member the judge found dull keeps judge_penalty of its weight

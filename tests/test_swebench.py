@@ -48,6 +48,7 @@ def test_every_gold_patch_resolves_and_no_untouched_repository_does(bench):
 
 
 def test_the_workspace_is_the_repository_without_the_test_patch(bench, tmp_path):
+    assert bench.hidden_tests("dgm__intervals-2") == bench.row("dgm__intervals-2")["test_patch"]
     bench.workspace("dgm__intervals-2", tmp_path)
     names = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert names == [

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from archive import Archive, Lineage, NodeSummary, Origin, jsonable
 from archive.database import display_url
+from archive.errors import InvalidArgument
 from archive.export import export_node
 from dgm.cli.common import (
     DEFAULT_ARCHIVE,
@@ -102,6 +103,7 @@ def _summary_json(s: NodeSummary, commit: str, tree: str, depth: int) -> dict:
         "score": s.score.value,
         "resolved": s.score.resolved,
         "attempted": s.score.attempted,
+        "held_out": {"resolved": s.held_out.resolved, "attempted": s.held_out.attempted},
         "depth": depth,
     }
 
@@ -110,7 +112,8 @@ def _append_label(out: Text, s: NodeSummary) -> None:
     out.append(short(s.id), style="bold cyan")
     out.append(f" {s.origin.value} ")
     out.append(s.status.value, style=_status_style(s.status.value))
-    out.append(f"  score {s.score}  children {s.children}\n")
+    held = f"  held-out {s.held_out}" if s.held_out.attempted else ""
+    out.append(f"  score {s.score}{held}  children {s.children}\n")
 
 
 def _status_style(status: str) -> str:
@@ -153,7 +156,8 @@ def show(
         ("status", record.status.value),
         ("created", record.created_at.isoformat(timespec="seconds")),
         ("run", record.run_id or "-"),
-        ("score", str(scores.overall)),
+        ("score", str(scores.searched)),
+        ("held-out", str(scores.held_out)),
     ):
         fields.add_row(f"[bold]{name}[/]", escape(value))
     console.print(fields)
@@ -215,7 +219,7 @@ def lineage(
         node_id = arc.resolve(node)
         path = arc.lineage().path_to_root(node_id)[::-1]
         by_id = {n.id: n for n in arc.nodes(path)}
-        scores = {n: arc.scores(n).overall for n in path}
+        scores = {n: arc.scores(n) for n in path}
     rows = [by_id[n] for n in path]
     if as_json:
         print_json(
@@ -227,7 +231,8 @@ def lineage(
                     "commit": n.commit,
                     "origin": n.origin.value,
                     "status": n.status.value,
-                    "score": scores[n.id],
+                    "score": scores[n.id].searched,
+                    "held_out": scores[n.id].held_out,
                     "summary": n.summary,
                     "created_at": n.created_at.isoformat(),
                 }
@@ -235,34 +240,66 @@ def lineage(
             ]
         )
         return
-    table = Table("depth", "node", "origin", "status", "score", "change")
+    table = Table("depth", "node", "origin", "status", "score", "held-out", "change")
     for depth, n in enumerate(rows):
         table.add_row(
             str(depth),
             short(n.id),
             n.origin.value,
             n.status.value,
-            str(scores[n.id]),
+            str(scores[n.id].searched),
+            str(scores[n.id].held_out),
             escape(n.summary),
         )
     console.print(table)
 
 
 def export(
-    node: Annotated[str, typer.Argument(help="Node id (or prefix), or `best`.")],
+    node: Annotated[
+        str, typer.Argument(help="Node id (or prefix), or `best`: the answer of the latest run.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Empty or new folder to write.")],
+    run: Annotated[
+        str | None, typer.Option("--run", help="With `best`: the answer of this run (its name).")
+    ] = None,
     archive: ArchiveOption = DEFAULT_ARCHIVE,
     as_json: JsonOption = False,
 ) -> None:
-    """Export an agent: plain files, a git bundle of its lineage, and provenance.json."""
+    """Export an agent: plain files, a git bundle of its lineage, and provenance.json.
+
+    `best` is a run's answer as its search chose it on the searched tasks; held-out results
+    never choose it.
+    """
+    chosen = None
     with open_archive(archive) as arc:
-        node_id = arc.best() if node == "best" else arc.resolve(node)
-        export_node(arc, node_id, out)
+        if node == "best":
+            from dgm.run_status import find_run, run_answer
+
+            answer = run_answer(arc, find_run(arc, run))
+            if answer.node is None:
+                raise InvalidArgument(
+                    f"run {answer.run.name!r} has no scored node yet; name a node to export"
+                )
+            node_id = answer.node
+            chosen = {
+                "run": answer.run.name, "run_id": answer.run.id, "rule": answer.rule,
+                "resolved": answer.resolved, "attempted": answer.attempted,
+            }  # fmt: skip
+        elif run is not None:
+            raise InvalidArgument("--run goes with `best`; a node named by id needs none")
+        else:
+            node_id = arc.resolve(node)
+        export_node(arc, node_id, out, chosen=chosen)
     if as_json:
-        print_json({"node": node_id, "out": str(out)})
-    else:
+        print_json({"node": node_id, "out": str(out), "chosen": chosen})
+        return
+    console.print(
+        f"Exported node {short(node_id)} to {out}/ (agent/, agent.bundle, provenance.json)"
+    )
+    if chosen:
         console.print(
-            f"Exported node {short(node_id)} to {out}/ (agent/, agent.bundle, provenance.json)"
+            f"It is run {chosen['run']}'s answer, {chosen['resolved']}/{chosen['attempted']} on "
+            f"its searched tasks; chosen as {chosen['rule']}."
         )
 
 

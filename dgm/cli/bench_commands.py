@@ -10,6 +10,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from archive.records import EvalStatus
+from benchmarks.agent_run import AgentLimits
 from dgm.cli.common import (
     DEFAULT_ARCHIVE,
     ArchiveOption,
@@ -138,7 +139,12 @@ def run_(
         str | None, typer.Option(help="Model the agent uses (default: the local model).")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Tasks run at once.")] = 1,
-    max_steps: Annotated[int, typer.Option(min=1, help="Most agent steps per task.")] = 50,
+    max_steps: Annotated[
+        int, typer.Option(min=1, help="Most agent steps per task.")
+    ] = AgentLimits().max_steps,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds the agent may take per task.")
+    ] = AgentLimits().timeout_s,
     again: Annotated[bool, typer.Option(help="Run tasks already evaluated again.")] = False,
     pull: PullOption = False,
     backend: Annotated[Backend, typer.Option(help="Sandbox backend.")] = Backend.AUTO,
@@ -180,7 +186,8 @@ def run_(
                 return evaluate(
                     node_id, bench, task, archive=arc, gateway=gateway,
                     new_sandbox=lambda s: open_sandbox(backend, s, unit_id=task),
-                    model=chosen_model, max_steps=max_steps, again=again,
+                    model=chosen_model, again=again,
+                    limits=AgentLimits(max_steps=max_steps, timeout_s=timeout),
                 )  # fmt: skip
 
             results = []

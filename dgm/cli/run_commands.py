@@ -29,6 +29,15 @@ def run(
     resume: Annotated[
         bool, typer.Option(help="Continue the run of this name (re-running does too).")
     ] = False,
+    archive: Annotated[
+        Path | None,
+        typer.Option(
+            "--archive",
+            envvar="DGM_ARCHIVE",
+            help="Archive folder (default: $DGM_ARCHIVE, else the config's `archive`).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Grow the archive until a budget is spent or nothing is left to do.
 
@@ -38,6 +47,8 @@ def run(
     from dgm.engine import Engine
 
     settings = load_config(config, set_ or [])
+    if archive is not None:
+        settings = settings.model_copy(update={"archive": archive})
     with Live(Text("starting"), console=console, transient=True, refresh_per_second=2) as live:
         outcome = Engine(settings, on_change=lambda e: live.update(live_view(e))).run(resume=resume)
     best = (
@@ -47,13 +58,15 @@ def run(
     )
     console.print(f"run {outcome.name} ({outcome.run_id[:8]}) stopped: {outcome.reason}")
     console.print(f"{outcome.units_done} units this time; best node {best}")
+    console.print(f"(the best node is {outcome.answer_rule})", style="dim")
     if outcome.held_out is not None:
         console.print(f"held-out tasks: {outcome.held_out[0]}/{outcome.held_out[1]} resolved")
 
 
 def live_view(engine) -> Group:
     """What the run is doing, and a bar of its most spent budget."""
-    used = engine.budget_used()
+    lines = engine.budget_lines()
+    used = {name: line.share for name, line in lines.items() if line.share is not None}
     if engine.held_out_progress:
         done, of = engine.held_out_progress
         text = f"measuring the answer on held-out tasks: {done}/{of}"
@@ -64,7 +77,7 @@ def live_view(engine) -> Group:
             f"best {f'{resolved}/{attempted}' if best else '-'}"
         )
     budget = engine.config.budget
-    text += f", spent ${engine.spend[1]:.4f}" + (f" of ${budget.usd:g}" if budget.usd else "")
+    text += f", spent ${lines['usd'].spent:.4f}" + (f" of ${budget.usd:g}" if budget.usd else "")
     if not used:
         return Group(Text(text))
     name, share = max(used.items(), key=lambda item: item[1])
@@ -97,7 +110,8 @@ def status(
     best, chosen = found["best"], found["selector"]
     by = chosen["name"] + "".join(f" {k}={v}" for k, v in chosen["params"].items())
     console.print(
-        f"best node {best['id'][:8]} {best['resolved']}/{best['attempted']} (by {by})"
+        f"best node {best['id'][:8]} {best['resolved']}/{best['attempted']} on the searched "
+        f"tasks (by {by}: {found['answer_rule']})"
         if best
         else f"best node: none yet (selector {by})"
     )

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from dgm.cli.common import JsonOption, console, print_json, warnings
 
-SELECTORS = ["cmp", "score_child_prop", "score_prop", "novelty", "random", "best"]
 LANDSCAPES = ["mismatch", "aligned", "independent"]
 
 
@@ -22,7 +21,7 @@ def register(app: typer.Typer) -> None:
 def simulate(
     selector: Annotated[
         list[str] | None,
-        typer.Option(help=f"Selector to run (repeatable; default: all of {', '.join(SELECTORS)})."),
+        typer.Option(help="Selector to run (repeatable; default: every one dgm has)."),
     ] = None,
     landscape: Annotated[
         list[str] | None,
@@ -42,10 +41,11 @@ def simulate(
     """Run selectors against synthetic landscapes (hidden pass rates and productivity,
     Bernoulli evaluations) and compare the true pass rate of each run's answer."""
     from dgm.config import ConfigError, set_values, validated
+    from dgm.search import NAMES
     from dgm.simulate import Simulation, interval
     from dgm.simulate import simulate as run_one
 
-    selectors, kinds = selector or SELECTORS, landscape or LANDSCAPES
+    selectors, kinds = selector or NAMES, landscape or LANDSCAPES
     for kind in kinds:
         if kind not in LANDSCAPES:
             raise ConfigError(f"no landscape {kind!r}; choose one of {', '.join(LANDSCAPES)}")

@@ -4,18 +4,22 @@ model's help and leaves a patch.
     python3 coding_agent.py --task-file TASK.md --repo REPO --out OUT [--model M]
 
 Writes OUT/patch.diff (every change to REPO, new files included) and OUT/trajectory.jsonl
-(one JSON line per model call and per tool call). The model is reached through the FM
-gateway: OPENAI_BASE_URL / OPENAI_API_KEY, or ANTHROPIC_* for Claude models (DGM_API
-overrides). Standard library only, so it runs in any image with python3 and git.
+(one JSON line per model call and per tool call), both kept current after every step: a run
+cut short leaves what it had done. DGM_AGENT_TIMEOUT_S, when set, is the agent's own
+wall-clock limit: it starts no step after it. The model is reached through the FM gateway:
+OPENAI_BASE_URL / OPENAI_API_KEY, or ANTHROPIC_* for Claude models (DGM_API overrides).
+Standard library only, so it runs in any image with python3 and git.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import llm
@@ -75,14 +79,23 @@ class Trajectory:
         self._file.flush()
 
 
-def run(task: str, repo: str, out: Path, model: str, max_steps: int) -> str:
-    """Work on the task; returns why the agent stopped (also the trajectory's last line)."""
+def run(
+    task: str, repo: str, out: Path, model: str, max_steps: int, time_limit_s: float | None = None
+) -> str:
+    """Work on the task; returns why the agent stopped (also the trajectory's last line).
+    OUT/patch.diff holds the repository's changes after every step and at the end."""
     trajectory = Trajectory(out / "trajectory.jsonl")
     bash, editor = Bash(repo), Editor(repo)
+    deadline = time.monotonic() + time_limit_s if time_limit_s else None
+
+    def step_done() -> None:
+        (out / "patch.diff").write_text(patch(repo))
+
     try:
-        reason = work(task, repo, model, max_steps, trajectory, bash, editor)
+        reason = work(task, repo, model, max_steps, trajectory, bash, editor, step_done, deadline)
     finally:
         bash.close()
+    step_done()
     trajectory.log("stop", reason=reason)
     return reason
 
@@ -95,6 +108,8 @@ def work(
     trajectory: Trajectory,
     bash: Bash,
     editor: Editor,
+    step_done: Callable[[], None] = lambda: None,
+    deadline: float | None = None,
 ) -> str:
     """The loop: ask the model, run its tool calls, until one of the stop reasons."""
     messages = [
@@ -103,6 +118,8 @@ def work(
     ]
     failures = 0
     for step in range(max_steps):
+        if deadline is not None and time.monotonic() >= deadline:
+            return "time limit"
         try:
             reply = llm.chat(messages, TOOLS, model)
         except llm.LLMError as error:
@@ -121,6 +138,7 @@ def work(
             malformed += not ok
             trajectory.log("tool", step=step, call=call["function"], result=result, ok=ok)
             messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        step_done()
         failures = failures + 1 if malformed == len(reply["tool_calls"]) else 0
         if failures >= MAX_FORMAT_FAILURES:
             return "format failures"
@@ -177,8 +195,8 @@ def main() -> int:
     parser.add_argument("--max-steps", type=int, default=30)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    reason = run(args.task_file.read_text(), args.repo, args.out, args.model, args.max_steps)
-    (args.out / "patch.diff").write_text(patch(args.repo))
+    limit = float(os.environ.get("DGM_AGENT_TIMEOUT_S") or 0) or None
+    reason = run(args.task_file.read_text(), args.repo, args.out, args.model, args.max_steps, limit)
     print(f"stopped: {reason}", file=sys.stderr)
     return 0
 

@@ -44,6 +44,9 @@ class Tasks:
     def statement(self, benchmark: str, task: str) -> str:
         return f"Task {task} of {benchmark}."
 
+    def hidden_tests(self, benchmark: str, task: str) -> str:
+        return "def test_it():\n    assert solved()\n"
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -18,9 +18,8 @@ import random
 import threading
 import time
 
-from dgm.policy import EvolutionPolicy, Member, Population, Unit
 from dgm.scheduler import Report, Scheduler
-from dgm.selectors.parents import ScoreChildProp
+from dgm.search import Evaluated, Expanded, Member, Population, Stage, Unit, make_search
 
 SMALL = [f"t{i}" for i in range(6)]
 MEDIUM = [f"t{i}" for i in range(6, 18)]
@@ -31,9 +30,9 @@ def run(mode: str, workers: int, expansions: int, seed: int) -> Report:
     lock = threading.Lock()
     quality = {"seed": 0.5}
     population = Population()
-    population.add(Member("seed", None, admitted=True))
-    policy = EvolutionPolicy(
-        population, [SMALL, MEDIUM], [0.4, 0.0], ScoreChildProp(), mode=mode,
+    population.add(Member("seed", None))
+    search = make_search(
+        "score_child_prop", {}, population, [Stage(SMALL, 0.4), Stage(MEDIUM)], mode=mode,
         generation_size=workers, rng=random.Random(seed),
     )  # fmt: skip
     ids = itertools.count(1)
@@ -48,16 +47,8 @@ def run(mode: str, workers: int, expansions: int, seed: int) -> Report:
             with lock:
                 child = f"n{next(ids)}"
                 quality[child] = min(0.95, max(0.05, quality[unit.node] + rng.gauss(0, 0.1)))
-            return child, passed < 0.8
-        return passed < quality[unit.node]
-
-    def finished(unit: Unit, result) -> None:
-        if unit.kind == "expand":
-            policy.expanded(unit.node, *result)
-        else:
-            policy.evaluated(unit.node, unit.task, result)
-        for node in policy.to_admit(set(scheduler.in_flight.values())):
-            population.admit(node)
+            return Expanded(child, passed < 0.8)
+        return Evaluated(passed < quality[unit.node])
 
     def on_start(unit: Unit) -> None:
         if unit.kind == "expand":
@@ -67,7 +58,7 @@ def run(mode: str, workers: int, expansions: int, seed: int) -> Report:
         return "expansions" if started["expand"] >= expansions else None
 
     scheduler = Scheduler(
-        workers, policy, execute, finished=finished, started=on_start, spent=spent
+        workers, search.ask, execute, finished=search.tell, started=on_start, spent=spent
     )
     return scheduler.run()
 

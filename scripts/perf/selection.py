@@ -7,7 +7,7 @@ mean and 95% interval over the seeds of the true pass rate of the run's answer a
 evaluation budget, the best true pass rate any node reached, and HGM's Table 1 measure, the
 correlation of each node's score with its clade's best true pass rate.
 
-Then the median wall time of one decision (`policy.next_unit`) in an archive of 10,000 nodes,
+Then the median wall time of one decision (`search.ask`) in an archive of 10,000 nodes,
 each with 10 results; target < 10 ms. The first decision is shown apart: novelty builds its
 nearest-neighbour index then (and again after a restart), later ones update it.
 """
@@ -21,8 +21,7 @@ import time
 
 import numpy as np
 
-from dgm.policy import EvolutionPolicy, Member, Population
-from dgm.selectors import make_selector
+from dgm.search import Evaluated, Member, Population, Stage, make_search
 from dgm.simulate import Landscape, Simulation, interval, simulate
 
 SELECTORS = [
@@ -71,24 +70,27 @@ def decision_time(nodes: int = 10_000, decisions: int = 200) -> None:
         for i in range(nodes):
             parent = f"n{rng.randrange(i)}" if i else None
             # never all resolved: nobody owes the second stage
-            results = {t: t != "t0" and rng.random() < 0.4 for t in tasks[:10]}
+            results = {t: Evaluated(t != "t0" and rng.random() < 0.4) for t in tasks[:10]}
             population.add(Member(f"n{i}", parent), results)
-            population.admit(f"n{i}")
+            if parent:  # its expansion made this child (as `run_population` counts them)
+                population.expansions[parent] += 1
+            population.decide(f"n{i}", True)
             population.judged(f"n{i}", rng.random() < 0.5)
             vector = [rng.gauss(0, 1) for _ in range(CODE_DIMS)]
             population.code[f"n{i}"] = np.array(vector) / np.linalg.norm(vector)
         # stage 1: 10 tasks; a score of 1.0 to go on
-        policy = EvolutionPolicy(
-            population, [tasks[:10], tasks[10:]], [1.0, 0.0], make_selector(name, params),
-            rng=random.Random(1), evaluation_budget=200_000,
-        )  # fmt: skip
+        stages = [Stage(tasks[:10], 1.0), Stage(tasks[10:])]
+        search = make_search(
+            name, params, population, stages, rng=random.Random(1), evaluation_budget=200_000
+        )
         times = []
         kinds = set()
         for _ in range(decisions):
             start = time.perf_counter()
-            unit = policy.next_unit([])
+            unit = search.ask()
             times.append(time.perf_counter() - start)
             kinds.add(unit.kind if unit else "none")
+            search.in_flight.clear()  # forgotten: every decision is taken in the same state
         p95 = sorted(times)[int(0.95 * decisions)]
         print(
             f"  {_named(name, params):30} median {statistics.median(times) * 1000:6.2f} ms"

@@ -2,8 +2,11 @@
 
 import json
 import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import coding_agent
 import pytest
@@ -25,6 +28,8 @@ def model(monkeypatch):
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            if not script:  # nothing more to say: the model hangs
+                time.sleep(30)
             status, message = script.pop(0)
             body = json.dumps(
                 {
@@ -121,3 +126,35 @@ def test_budget_error_stops_the_agent(model, repo, tmp_path):
     script, _ = model
     script += [(402, "this unit's budget of 100 tokens is spent")]
     assert coding_agent.run("task", str(repo), tmp_path, "gpt-4o", 10) == "model error (budget)"
+
+
+def test_its_own_time_limit_stops_it_between_steps(model, repo, tmp_path):
+    script, seen = model
+    script += [reply("", tool_call("bash", command="sleep 0.5"))] * 3
+    assert coding_agent.run("task", str(repo), tmp_path, "gpt-4o", 10, 0.2) == "time limit"
+    assert len(seen) == 1  # no step started after the limit
+
+
+def test_a_killed_agent_leaves_the_patch_of_its_last_step(model, repo, tmp_path):
+    script, _ = model
+    edit = tool_call("editor", command="str_replace", path="calc.py", old_str="a - b",
+                     new_str="a + b")  # fmt: skip
+    script += [reply("", edit)]  # then the model hangs
+    (tmp_path / "task.md").write_text("add() subtracts")
+    out = tmp_path / "out"
+    agent = Path(coding_agent.__file__)
+    process = subprocess.Popen(
+        [sys.executable, str(agent), "--task-file", str(tmp_path / "task.md"),
+         "--repo", str(repo), "--out", str(out)],
+    )  # fmt: skip
+    patch = out / "patch.diff"
+    try:
+        for _ in range(400):  # the model hangs after one step: the patch comes from that step
+            if patch.exists() and "+    return a + b" in patch.read_text():
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the agent stopped on its own"
+    finally:
+        process.kill()
+        process.wait()
+    assert "+    return a + b" in patch.read_text()

@@ -20,15 +20,13 @@ decision in an archive of 10,000 members costs one pass over them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
-from dgm.selectors import Candidates
-from dgm.selectors.parents import ParentWeights, sigmoid
-
-if TYPE_CHECKING:
-    from dgm.policy import EvolutionPolicy, Population
+from dgm.search.parents import Candidates, ParentWeights, sigmoid
+from dgm.search.population import Population
 
 _CHUNK = 1024  # rows of the distance matrix built at once
 
@@ -60,31 +58,32 @@ class Novelty(ParentWeights):
 
     def weights(self, candidates: Candidates) -> np.ndarray:
         weights = sigmoid(candidates.score, self.sharpness, self.midpoint)
-        if candidates.policy is None:
+        if candidates.population is None:
             return weights
         if self.weight:
-            novelty = self.novelty(candidates.policy, candidates)
+            novelty = self.novelty(candidates)
             top = float(novelty.max()) if len(novelty) else 0.0
             scaled = novelty / top if top > 0 else np.zeros_like(novelty)
             weights = (1 - self.weight) * weights + self.weight * scaled
         if self.judge:
-            dull = candidates.policy.population.columns()["dull"][candidates.rows] > 0
+            dull = candidates.population.columns()["dull"][candidates.rows] > 0
             weights = np.where(dull, weights * self.judge_penalty, weights)
         return weights
 
-    def novelty(self, policy: EvolutionPolicy, candidates: Candidates) -> np.ndarray:
+    def novelty(self, candidates: Candidates) -> np.ndarray:
         """Each candidate's mean distance to its k nearest other archive members."""
+        assert candidates.population is not None
         index = self._index
-        if index is None or index.tasks != policy.tasks:
-            index = self._index = _Neighbours(policy.tasks, self.k, self.space)
-        index.sync(policy.population)
+        if index is None or index.tasks != list(candidates.tasks):
+            index = self._index = _Neighbours(candidates.tasks, self.k, self.space)
+        index.sync(candidates.population)
         return index.mean_distance(candidates.rows)
 
 
 class _Neighbours:
     """The archive members' vectors (behaviour or code) and each one's k nearest distances."""
 
-    def __init__(self, tasks: list[str], k: int, space: str):
+    def __init__(self, tasks: Sequence[str], k: int, space: str):
         self.tasks, self.k, self.space = list(tasks), k, space
         self.position = np.full(0, -1)  # population row -> position here (-1: absent)
         self.tried = np.zeros(0)  # how many results each vector was built from
@@ -133,7 +132,7 @@ class _Neighbours:
         if self.space == "code":
             return population.code[node]
         results = population.members[node].results
-        return np.array([_value(results.get(t)) for t in self.tasks])
+        return np.array([_value(r.resolved if (r := results.get(t)) else None) for t in self.tasks])
 
     def _add(self, row: int, vector: np.ndarray, tried: float) -> None:
         distances = np.sqrt(((self.vectors - vector) ** 2).sum(axis=1))

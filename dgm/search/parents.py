@@ -1,19 +1,54 @@
-"""Parent-weight selectors, as in DGM: staged evaluation decides every evaluation; a parent
-for the next expansion is drawn from the admitted, scored members with probability
-proportional to its weight. The answer is the best admitted member by score."""
+"""Parent-weight selectors, as in DGM: a parent is drawn from the candidates (admitted, scored,
+owing nothing, not being evaluated) with probability proportional to its weight; the answer is
+the best admitted member by score.
+
+    score_child_prop  sigmoid(10 (score - 0.5)) / (1 + admitted children)   (DGM's default)
+    score_prop        sigmoid(10 (score - 0.5))
+    random            uniform
+    best              the highest score (the oldest of equals)
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Collection
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from dgm.selectors import Candidates
+from dgm.search.population import Population
 
-if TYPE_CHECKING:
-    from dgm.policy import EvolutionPolicy, Population, Unit
+
+@dataclass(frozen=True)
+class Candidates:
+    """The members a parent may be drawn from, as columns."""
+
+    names: Sequence[str]
+    """Every member's id, by row."""
+    rows: np.ndarray
+    """The candidates' rows, oldest first."""
+    score: np.ndarray
+    """Resolved / attempted on the tasks each was evaluated on."""
+    children: np.ndarray
+    """Children admitted to the archive."""
+    population: Population | None = None
+    tasks: Sequence[str] = ()
+    """The population and the search's tasks, for selectors that look further."""
+
+    @classmethod
+    def of(cls, *candidates: tuple[str, float, int]) -> Candidates:
+        """From (id, score, children) triples."""
+        names = [c[0] for c in candidates]
+        return cls(
+            names, np.arange(len(names)), np.array([c[1] for c in candidates], float),
+            np.array([c[2] for c in candidates], float),
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def id(self, index: int) -> str:
+        return self.names[int(self.rows[index])]
 
 
 class ParentWeights:
@@ -31,13 +66,6 @@ class ParentWeights:
         # one uniform draw from the run's generator: the choice follows the run's seed
         index = int(np.searchsorted(np.cumsum(weights), rng.random() * total, side="right"))
         return candidates.id(min(index, len(candidates) - 1))
-
-    def next_unit(self, policy: EvolutionPolicy, in_flight: Collection[Unit]) -> Unit | None:
-        return policy.owed_evaluation(in_flight) or policy.parent_expansion(in_flight, self.pick)
-
-    def answer(self, population: Population) -> str | None:
-        best, _ = population.best()
-        return best.id if best else None
 
 
 def sigmoid(scores: np.ndarray, sharpness: float, midpoint: float) -> np.ndarray:

@@ -1,0 +1,106 @@
+"""Doing a search's units for a run: `evaluate` a node on a task (recorded under the task's
+stage), or `expand` a node into a child, then embed and judge the child where the search
+needs it. What each brings back is the outcome the search is told."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from archive import Archive
+from benchmarks.base import Benchmark
+from dgm.config import RunConfig
+from dgm.embeddings import MiniLM, code_vector
+from dgm.evaluate import evaluate
+from dgm.expand import ExpansionSettings, expand
+from dgm.gateway import Gateway
+from dgm.judge import judge
+from dgm.run_population import evaluated
+from dgm.sandbox_pool import SandboxPool
+from dgm.search import Expanded, Outcome, Population, Unit
+from sandbox.base import SandboxSettings
+
+
+class _Tasks:
+    """The benchmark as self-modification's TaskSource."""
+
+    def __init__(self, bench: Benchmark):
+        self.bench = bench
+
+    def statement(self, benchmark: str, task: str) -> str:
+        return self.bench.statement(task)
+
+    def hidden_tests(self, benchmark: str, task: str) -> str:
+        return self.bench.hidden_tests(task)
+
+
+@dataclass
+class Executor:
+    config: RunConfig
+    archive: Archive
+    bench: Benchmark
+    gateway: Gateway
+    sandboxes: SandboxPool
+    population: Population
+    run_id: str
+    stage_of: dict[str, str]
+    """Each task's stage, as its results are recorded (`stage-1`, ..., `held-out`)."""
+    needs: frozenset[str]
+    rng: random.Random
+    embedder: MiniLM | None = None
+    abandoned: Callable[[], bool] = lambda: False
+
+    def __call__(self, unit: Unit) -> Outcome:
+        c = self.config
+        box = SandboxSettings(**c.sandbox.model_dump(exclude={"backend"}))
+        new_sandbox = self.sandboxes.opener(str(unit))
+        if unit.kind == "evaluate":
+            task = unit.task or ""
+            result = evaluate(
+                unit.node, self.bench, task, archive=self.archive, gateway=self.gateway,
+                new_sandbox=new_sandbox, model=c.models.agent, sandbox_settings=box,
+                limits=c.agent, stage=self.stage_of.get(task, "default"), run_id=self.run_id,
+            )  # fmt: skip
+            return evaluated(result)
+        expansion = expand(
+            unit.node, archive=self.archive, gateway=self.gateway, new_sandbox=new_sandbox,
+            tasks=_Tasks(self.bench),
+            settings=ExpansionSettings(
+                model=c.models.self_modification, diagnosis_model=c.models.diagnosis,
+                entry_rules=self.bench.family, agent=c.agent,
+                excerpt_chars=c.models.excerpt_chars,
+                diagnosis_max_tokens=c.models.diagnosis_max_tokens,
+            ),
+            sandbox_settings=box, run_id=self.run_id,
+            rng=random.Random(self.rng.random()), unit_id=str(unit), abandoned=self.abandoned,
+        )  # fmt: skip
+        child, usable = expansion.child_id, not expansion.reason
+        if not (child and usable):  # a rejected child is never a parent
+            return Expanded(child, usable)
+        code = code_vector(self.archive, child, self.embedder) if self.embedder else None
+        interesting = None
+        if "verdicts" in self.needs:
+            verdict = judge(
+                self.archive, self.gateway, child, self._neighbours(unit.node, child, code),
+                model=c.models.judge or c.models.diagnosis, run_id=self.run_id,
+            )  # fmt: skip
+            interesting = verdict.interesting if verdict else None
+        return Expanded(child, usable, interesting, code)
+
+    def _neighbours(
+        self, parent: str, child: str, code: np.ndarray | None, k: int = 5
+    ) -> list[str]:
+        """The archive members the judge compares a child with: the nearest in code space
+        when there are embeddings, else its parent and the latest admitted."""
+        members = dict(self.population.members)  # copies: the scheduler thread adds to them
+        vectors = dict(self.population.code)
+        admitted = [m for m in members.values() if m.admitted and m.id != child]
+        if code is not None and vectors:
+            near = [m.id for m in admitted if m.id in vectors]
+            near.sort(key=lambda n: float(np.linalg.norm(vectors[n] - code)))
+            return near[:k]
+        latest = [m.id for m in reversed(admitted) if m.id != parent]
+        return [parent, *latest[: k - 1]]
