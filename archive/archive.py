@@ -21,10 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from archive import database
+from archive import audit, database
+from archive.audit import AuditEntry
 from archive.blobs import BlobStore
 from archive.errors import (
     AmbiguousNode,
@@ -55,6 +56,7 @@ from archive.records import (
     Score,
 )
 from archive.schema import (
+    audit_log,
     code_embeddings,
     evaluations,
     events,
@@ -638,7 +640,14 @@ class Archive:
         decision: str,
         reason: str,
         run_id: str | None = None,
+        tree: str | None = None,
+        risk: str | None = None,
+        findings: list[dict[str, Any]] | None = None,
+        details: dict[str, Any] | None = None,
+        actor: str | None = None,
     ) -> Review:
+        """Keep a review (`automated`) or a person's decision (`human`), with its audit log
+        entry, in one transaction."""
         row = {
             "node_id": node_id,
             "run_id": run_id,
@@ -647,6 +656,10 @@ class Archive:
             "decision": decision,
             "reason": reason,
             "created_at": _now(),
+            "tree": tree,
+            "risk": risk,
+            "findings": findings,
+            "details": details,
         }
         with self._write() as conn:
             review_id = conn.execute(insert(reviews).returning(reviews.c.id), row).scalar_one()
@@ -657,12 +670,79 @@ class Archive:
                 run_id=run_id,
                 node_id=node_id,
             )
+            entry = {"review": review_id, "by": reviewer, "decision": decision, "tree": tree,
+                     "reason": reason}  # fmt: skip
+            if kind == "automated":
+                entry |= {"risk": risk, "findings": findings or []}
+            self._audit(conn, "review" if kind == "automated" else "decision", actor or reviewer,
+                        entry, node_id=node_id, run_id=run_id)  # fmt: skip
         return Review(id=review_id, **row)
 
     def reviews(self, node_id: str) -> list[Review]:
         query = select(reviews).where(reviews.c.node_id == node_id).order_by(reviews.c.id)
         with self._read() as conn:
             return [Review(**row) for row in conn.execute(query).mappings()]
+
+    def decisions_after(self, after: int) -> list[Review]:
+        """People's decisions with an id above `after`, oldest first (a run polls these)."""
+        query = (
+            select(reviews)
+            .where(reviews.c.kind == "human", reviews.c.id > after)
+            .order_by(reviews.c.id)
+        )
+        with self._read() as conn:
+            return [Review(**row) for row in conn.execute(query).mappings()]
+
+    # -- the audit log -----------------------------------------------------------------------
+
+    def record_audit(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        actor: str,
+        node_id: str | None = None,
+        run_id: str | None = None,
+    ) -> AuditEntry:
+        """An entry of the audit log (a gate passage, an export)."""
+        with self._write() as conn:
+            return self._audit(conn, kind, actor, payload, node_id=node_id, run_id=run_id)
+
+    def _audit(
+        self,
+        conn: Connection,
+        kind: str,
+        actor: str,
+        payload: dict[str, Any],
+        *,
+        node_id: str | None,
+        run_id: str | None,
+    ) -> AuditEntry:
+        # one writer at a time: SQLite's transaction holds the lock already
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
+        # the next entry follows the head, not the table: a cut-off end stays a gap
+        head = audit.parse_head((self.git.read_ref_blob(audit.HEAD_REF) or b"").decode())
+        seq, prev = (head[0] + 1, head[1]) if head else (1, audit.GENESIS)
+        payload = json.loads(json.dumps(payload, default=str))  # as it reads back
+        at = _now().isoformat()
+        digest = audit.entry_hash(seq, kind, node_id, run_id, actor, payload, at, prev)
+        entry = AuditEntry(seq, kind, node_id, run_id, actor, payload, at, prev, digest)
+        conn.execute(insert(audit_log), entry.__dict__)
+        # the head is written before the entry commits: a crash between reads as a missing
+        # entry, never as a silently shorter log
+        self.git.set_ref_blob(audit.HEAD_REF, audit.format_head(seq, digest).encode())
+        return entry
+
+    def audit_entries(self) -> list[AuditEntry]:
+        with self._read() as conn:
+            rows = conn.execute(select(audit_log).order_by(audit_log.c.seq)).mappings()
+            return [AuditEntry(**row) for row in rows]
+
+    def verify_audit(self) -> audit.AuditReport:
+        """The audit log's hash chain checked entry by entry and against its head."""
+        head = audit.parse_head((self.git.read_ref_blob(audit.HEAD_REF) or b"").decode())
+        return audit.verify(self.audit_entries(), head)
 
     def record_fm_call(self, call: FMCall) -> None:
         with self._write() as conn:

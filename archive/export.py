@@ -20,17 +20,24 @@ PROVENANCE = "provenance.json"
 
 
 def export_node(
-    archive: Archive, node_id: str, out: Path, *, chosen: dict[str, Any] | None = None
+    archive: Archive,
+    node_id: str,
+    out: Path,
+    *,
+    chosen: dict[str, Any] | None = None,
+    gates: dict[str, Any] | None = None,
 ) -> Path:
     """Write `out/agent/`, `out/agent.bundle` and `out/provenance.json`, all or nothing.
-    `chosen`: how the node was chosen (a run's answer and its rule), for the provenance."""
+    `chosen`: how the node was chosen (a run's answer and its rule); `gates`: what the
+    safety policy's gates said of it; both for the provenance, beside its reviews and
+    decisions."""
     out = Path(out)
     if out.is_symlink():  # renaming onto it would replace the link, or fail half-way
         raise ExportTargetNotEmpty(f"{out} is a symbolic link; export into a new or empty folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportTargetNotEmpty(f"{out} is not empty; export into a new or empty folder")
     node = archive.node(node_id)
-    provenance = _provenance(archive, node_id) | {"chosen": chosen}
+    provenance = _provenance(archive, node_id) | {"chosen": chosen, "gates": gates}
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
     try:

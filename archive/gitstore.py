@@ -128,18 +128,46 @@ class GitStore:
 
     def set_node_ref(self, node_id: str, commit: str) -> None:
         """Point `refs/dgm/nodes/<id>` at a commit, with git's lock-file protocol."""
-        ref = self.path / NODE_REF_PREFIX / node_id
-        ref.parent.mkdir(parents=True, exist_ok=True)
-        lock = ref.with_name(ref.name + ".lock")
+        self._set_ref(f"{NODE_REF_PREFIX}{node_id}", commit)
+
+    def set_ref_blob(self, ref: str, data: bytes) -> None:
+        """Store `data` as a blob and point `ref` at it."""
+        new_dirs: set[str] = set()
+        sha = self._write_object(b"blob", data, new_dirs).hex()
+        self._sync_dirs(new_dirs)
+        self._set_ref(ref, sha)
+
+    def read_ref_blob(self, ref: str) -> bytes | None:
+        """The blob `ref` points at (loose, or packed by gc); None when there is no such ref."""
+        path = self.path / ref
+        sha = path.read_text().strip() if path.is_file() else None
+        packed = self.path / "packed-refs"
+        if sha is None and packed.is_file():
+            for line in packed.read_text().splitlines():
+                if line.endswith(" " + ref):
+                    sha = line.split()[0]
+        if sha is None:
+            return None
+        with self._lock:
+            try:
+                return self._repo.odb.stream(bytes.fromhex(sha)).read()
+            except (ValueError, KeyError, OSError) as exc:
+                raise MissingObject(f"{ref} points at {sha}, which is missing from {self.path}; "
+                                    "the git store is damaged") from exc  # fmt: skip
+
+    def _set_ref(self, ref: str, sha: str) -> None:
+        path = self.path / ref
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = path.with_name(path.name + ".lock")
         fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, f"{commit}\n".encode())
+            os.write(fd, f"{sha}\n".encode())
             if self._durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(lock, ref)
-        self._sync_dirs({ref.parent})
+        os.rename(lock, path)
+        self._sync_dirs({path.parent})
 
     def _write_tree(
         self, directory: str, rel: str, rules: _IgnoreRules, new_dirs: set[str]
@@ -273,9 +301,10 @@ class GitStore:
                         target.chmod(0o755)
 
     def diff(self, old: str | None, new: str, *, stat_only: bool = False) -> str:
-        self._commit(new)
-        if old is not None:
-            self._commit(old)
+        with self._lock:  # GitPython's repository object is not safe across threads
+            self._commit(new)
+            if old is not None:
+                self._commit(old)
         args = ["--stat"] if stat_only else []
         return self._git("diff", *args, old or EMPTY_TREE, new)
 

@@ -211,10 +211,15 @@ class Review:
     node_id: str
     run_id: str | None
     reviewer: str
-    kind: str  # "policy" or "human"
-    decision: str  # "approve", "reject" or "needs-approval"
+    kind: str  # "automated" (the reviewers) or "human" (a person's decision)
+    decision: str  # "reviewed" (automated), "approve" or "reject"
     reason: str
     created_at: datetime
+    tree: str | None = None
+    """The code the review or decision is about: it counts for that tree only."""
+    risk: str | None = None
+    findings: list[dict[str, Any]] | None = None
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

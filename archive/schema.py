@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 # The newest migration; an archive stamped with anything else is upgraded or refused.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 metadata = MetaData(
     naming_convention={
@@ -148,6 +148,26 @@ reviews = Table(
     Column("decision", String(20), nullable=False),
     Column("reason", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("tree", SHA1),  # the code the review or decision is about
+    Column("risk", String(20)),  # automated reviews: low | medium | high | critical
+    Column("findings", JSON),
+    Column("details", JSON),  # per reviewer: seconds, model, tokens, cost, reasons
+)
+
+# Every review, decision, gate passage and export, chained by hash (archive/audit.py);
+# append-only, and its head is also kept in the git store.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(20), nullable=False),
+    Column("node_id", ID),
+    Column("run_id", ID),
+    Column("actor", String(200), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("at", String(40), nullable=False),  # ISO time, hashed as written
+    Column("prev", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 
 fm_usage = Table(

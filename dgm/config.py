@@ -18,6 +18,7 @@ from pydantic import (
 
 from benchmarks.agent_run import AgentLimits
 from dgm.budget import Budget
+from dgm.review.gates import ReviewPolicy
 from sandbox.base import Backend, SandboxSettings
 
 M = TypeVar("M", bound=BaseModel)
@@ -117,6 +118,8 @@ class RunConfig(Strict):
     agent: AgentLimits = AgentLimits()
     sandbox: SandboxConfig = SandboxConfig()
     budget: Budget = Budget()
+    review: ReviewPolicy = ReviewPolicy()
+    """The safety review of each child and what each gate does with its risk."""
     seed: int | None = None
     """Random seed of the selector and entry choice (None: fresh each run)."""
 

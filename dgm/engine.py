@@ -13,6 +13,7 @@ import logging
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from dgm.expand import SEED_AGENT
 from dgm.fm.providers import open_providers
 from dgm.gateway import Budget as GatewayBudget
 from dgm.gateway import Gateway, GatewaySettings, Spend
+from dgm.review.service import HELD_GATES, undecided_states
 from dgm.run_log import RunLog
 from dgm.run_population import run_population
 from dgm.sandbox_pool import SandboxPool
@@ -39,6 +41,7 @@ from dgm.search import Decision, Expanded, Member, Outcome, Search, Stage, Unit,
 from sandbox.factory import open_sandbox
 
 log = logging.getLogger(__name__)
+DECISION_POLL_S = 1.0  # how often a running search looks for people's decisions
 
 
 @dataclass
@@ -52,6 +55,8 @@ class RunEnd:
     """The answer's (resolved, attempted) on the searched tasks."""
     answer_rule: str
     held_out: tuple[int, int] | None
+    awaiting: int
+    """Nodes the safety policy holds for a person's decision."""
 
 
 class Engine:
@@ -66,11 +71,19 @@ class Engine:
         self._interrupts = 0
         self._stopped_by: str | None = None  # the signal's reason, once one came
         self._start_kind = EventKind.RUN_STARTED
+        self._last_decision = 0
+        self._next_poll = 0.0
+        self._unreviewed: list[str] = []
 
     @property
     def in_flight(self) -> list[Unit]:
         """The search's units in flight (two expansions of one parent are two units)."""
         return list(self.policy.in_flight) if self.policy else []
+
+    @property
+    def awaiting(self) -> int:
+        """Members the safety policy holds for a person's decision."""
+        return len(self.policy.gated) if self.policy else 0
 
     # -- running -----------------------------------------------------------------------------
 
@@ -89,9 +102,14 @@ class Engine:
             self.run_row = run = self._start(archive, tasks, resume)
             self.log = RunLog(archive, run.id, c.name)
             self.log.line(self._start_kind, **tasks)
+            # decisions people make from here on are picked up while the run goes on
+            self._last_decision = max((d.id for d in archive.decisions_after(0)), default=0)
+            gates = undecided_states(archive, run.id, c.review)
+            self._unreviewed = [n for n, state in gates.items() if state.review is None]
             self.population = run_population(
                 archive, run.id, benchmark=self.bench.name, model=c.models.agent,
                 tasks=set(tasks["searched"]),
+                held={n: state.waits() & HELD_GATES for n, state in gates.items()},
             )  # fmt: skip
             self.policy = policy = make_search(
                 c.selector.name, c.selector.params, self.population, stages,
@@ -110,7 +128,7 @@ class Engine:
             best, score = self.best()
             return RunEnd(
                 run.id, c.name, report.reason, report.units_done, best, score,
-                policy.answer_rule, held_out,
+                policy.answer_rule, held_out, self.awaiting,
             )  # fmt: skip
         except Exception as error:
             if is_disk_full(error):  # nothing finished is lost; what was in flight runs again
@@ -184,7 +202,10 @@ class Engine:
             settings = GatewaySettings(
                 openai=providers.openai, anthropic=providers.anthropic,
                 budget=GatewayBudget(usd=c.budget.usd, tokens=c.budget.tokens),
-                models=sorted({m.self_modification, m.agent, m.diagnosis, m.judge or m.diagnosis}),
+                models=sorted({
+                    m.self_modification, m.agent, m.diagnosis, m.judge or m.diagnosis,
+                    c.review.model or m.diagnosis,
+                }),
                 max_output_tokens=m.max_output_tokens,
             )  # fmt: skip
             spent = Spend(*self.archive.fm_spend(self.run_row.id))
@@ -195,10 +216,11 @@ class Engine:
                     self.run_row.id, stage_of, policy.needs, random.Random(c.seed), embedder,
                     abandoned=lambda: self._sandboxes.abandoned,
                 )  # fmt: skip
+                self._review_unreviewed(policy)
                 previous = self._install_signals()
                 try:
                     scheduler = Scheduler(
-                        c.scheduler.workers, policy.ask, self._execute, finished=self._finished,
+                        c.scheduler.workers, self._ask, self._execute, finished=self._finished,
                         failed=self._failed, spent=self._spent, started=self._started,
                     )  # fmt: skip
                     report = self._schedule(scheduler)
@@ -225,6 +247,28 @@ class Engine:
             self._sandboxes.abandon()
         return report
 
+    def _review_unreviewed(self, policy: Search) -> None:
+        """Children a crash left committed but not reviewed are reviewed before anything
+        else (until then they wait at every gate)."""
+        for node in self._unreviewed:
+            held = self._execute.review(node)
+            if held is None or not held:
+                self._decide(policy.release(node, approved=held is not None))
+            else:
+                self.population.members[node].held = held
+
+    def _ask(self) -> Unit | None:
+        """The search's next unit, once any decision a person made meanwhile is told."""
+        assert self.policy is not None
+        if time.monotonic() >= self._next_poll:
+            self._next_poll = time.monotonic() + DECISION_POLL_S
+            for decision in self.archive.decisions_after(self._last_decision):
+                self._last_decision = decision.id
+                if decision.node_id in self.population.members:
+                    approved = decision.decision == "approve"
+                    self._decide(self.policy.release(decision.node_id, approved))
+        return self.policy.ask()
+
     def _started(self, unit: Unit) -> None:
         self._log(EventKind.UNIT_STARTED, unit.node, unit=str(unit))
         self.on_change(self)
@@ -250,10 +294,22 @@ class Engine:
         self.on_change(self)
 
     def _decide(self, decisions: list[Decision]) -> None:
-        """The search's decisions on members, into the archive."""
+        """The search's decisions on members, into the archive (a member held for a person
+        waits: `awaiting-approval`); an admission is a passage of the `admit` gate."""
         for d in decisions:
-            status = NodeStatus.ADMITTED if d.admitted else NodeStatus.REJECTED
+            if d.admitted is None:
+                status = NodeStatus.AWAITING_APPROVAL
+            else:
+                status = NodeStatus.ADMITTED if d.admitted else NodeStatus.REJECTED
+            node = self.archive.node(d.node)
+            if node.status is status:
+                continue
             self.archive.set_status(d.node, status, d.reason)
+            if status is NodeStatus.ADMITTED and node.parent_id is not None:
+                self.archive.record_audit(
+                    "gate", {"gate": "admit", "state": "passed", "reason": d.reason},
+                    actor="run", node_id=d.node, run_id=self.run_row.id,
+                )  # fmt: skip
 
     def budget_lines(self) -> dict[str, budget.Line]:
         """Each budget: its limit and what is spent, the units in flight counted."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from archive import Archive
+from archive.records import NodeStatus
 from benchmarks.base import Benchmark
 from dgm.config import RunConfig
 from dgm.embeddings import MiniLM, code_vector
@@ -18,6 +19,8 @@ from dgm.evaluate import evaluate
 from dgm.expand import ExpansionSettings, expand
 from dgm.gateway import Gateway
 from dgm.judge import judge
+from dgm.review.fm_reviewer import FMReviewer
+from dgm.review.service import HELD_GATES, gate_state, review_node, static_reviewer
 from dgm.run_population import evaluated
 from dgm.sandbox_pool import SandboxPool
 from dgm.search import Expanded, Outcome, Population, Unit
@@ -80,6 +83,9 @@ class Executor:
         child, usable = expansion.child_id, not expansion.reason
         if not (child and usable):  # a rejected child is never a parent
             return Expanded(child, usable)
+        held = self.review(child)
+        if held is None:
+            return Expanded(child, False)
         code = code_vector(self.archive, child, self.embedder) if self.embedder else None
         interesting = None
         if "verdicts" in self.needs:
@@ -88,7 +94,32 @@ class Executor:
                 model=c.models.judge or c.models.diagnosis, run_id=self.run_id,
             )  # fmt: skip
             interesting = verdict.interesting if verdict else None
-        return Expanded(child, usable, interesting, code)
+        return Expanded(child, usable, interesting, code, held)
+
+    def review(self, child: str) -> frozenset[str] | None:
+        """The safety review of a child, kept with its gate passages in the audit log; the
+        gates at which the run's policy holds it for a person (None: it rejects it)."""
+        policy = self.config.review
+        reviewers: list = [static_reviewer(policy)]
+        if policy.fm:
+            model = policy.model or self.config.models.diagnosis
+            reviewers.append(FMReviewer(self.gateway, model))
+        review_node(self.archive, child, reviewers, run_id=self.run_id)
+        state = gate_state(self.archive, child, policy)
+        for gate in HELD_GATES:
+            v = state.verdicts[gate]
+            payload = {"gate": gate, "state": v.state, "reason": v.reason, "risk": state.risk}
+            self.archive.record_audit(
+                "gate", payload, actor="policy", node_id=child, run_id=self.run_id
+            )
+        if rejected := [v.reason for v in state.verdicts.values() if v.state == "rejected"]:
+            self.archive.set_status(child, NodeStatus.REJECTED, rejected[0])
+            return None
+        held = state.waits() & HELD_GATES
+        if held:
+            reasons = "; ".join(state.verdicts[g].reason for g in sorted(held))
+            self.archive.set_status(child, NodeStatus.AWAITING_APPROVAL, reasons)
+        return held
 
     def _neighbours(
         self, parent: str, child: str, code: np.ndarray | None, k: int = 5

@@ -11,11 +11,19 @@ from dgm.search import Evaluated, Member, Population
 
 
 def run_population(
-    archive: Archive, run_id: str, *, benchmark: str, model: str, tasks: set[str]
+    archive: Archive,
+    run_id: str,
+    *,
+    benchmark: str,
+    model: str,
+    tasks: set[str],
+    held: dict[str, frozenset[str]] | None = None,
 ) -> Population:
     """A run's nodes with their results on `tasks` (those the search evaluates on) by the
     agent model: rejected ones unusable, admitted ones decided and counted by their parents,
-    each node's expansions (children and failed ones) and the judge's verdicts."""
+    those `held` at gates for a person, each node's expansions (children and failed ones)
+    and the judge's verdicts."""
+    held = held or {}
     population = Population()
     nodes = [n for n in archive.nodes() if n.run_id == run_id]
     for node in nodes:  # oldest first: parents come before their children
@@ -25,7 +33,8 @@ def run_population(
             if (e.benchmark, e.model) == (benchmark, model) and e.task in tasks
         }
         usable = node.status is not NodeStatus.REJECTED
-        population.add(Member(node.id, node.parent_id, usable=usable), results)
+        member = Member(node.id, node.parent_id, usable=usable, held=held.get(node.id, frozenset()))
+        population.add(member, results)
     for node in nodes:  # decided last, so parents count their admitted children
         if node.status is NodeStatus.ADMITTED:
             population.decide(node.id, True)

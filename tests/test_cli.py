@@ -13,6 +13,8 @@ import pytest
 from archive import Archive, EvalStatus, EvaluationResult, FMCall, Origin
 from archive.events import RunTasks
 from archive.records import HELD_OUT_STAGE
+from dgm.review.service import review_node
+from dgm.review.static import StaticReviewer
 from tests.conftest import run_dgm
 
 
@@ -73,13 +75,8 @@ def populated(tmp_path: Path, agent_dir: Path) -> tuple[Path, dict[str, str]]:
                 run_id=run.id,
             )
         arc.record_fm_call(FMCall("local", "smollm2", 100, 20, 0.0, 0.5, node_id=a.id))
-        arc.add_review(
-            a.id,
-            reviewer="policy:default",
-            kind="policy",
-            decision="approve",
-            reason="diff stays inside the agent",
-        )
+        for node in (a, b, c):
+            review_node(arc, node.id, [StaticReviewer()])
     return path, {"root": root.id, "a": a.id, "b": b.id, "c": c.id, "run": run.id}
 
 
@@ -136,7 +133,7 @@ def test_show(populated):
     assert shown["children"] == [ids["c"]] and shown["depth"] == 1
     assert shown["scores"]["overall"] == {"resolved": 3, "attempted": 4, "score": 0.75}
     assert len(shown["evaluations"]) == 4
-    assert shown["reviews"][0]["decision"] == "approve"
+    assert (shown["reviews"][0]["kind"], shown["reviews"][0]["risk"]) == ("automated", "low")
     text = ok(run_dgm("show", ids["a"][:7], archive=arc))
     assert "Retry failed edits" in text and "0.750 (3/4)" in text
 
@@ -198,7 +195,16 @@ def test_export_bundle_and_provenance(populated, tmp_path):
     assert prov["scores"]["overall"]["score"] == 0.5
     assert {r["task"] for r in prov["results"]} == {"t0", "t1", "t2", "t3"}
     assert prov["run"]["id"] == ids["run"] and len(prov["config_hash"]) == 64
-    assert prov["reviews"] == []
+    [review] = prov["reviews"]
+    assert (review["kind"], review["risk"], review["tree"]) == (
+        "automated",
+        "low",
+        prov["node"]["tree"],
+    )
+    assert prov["gates"]["export"] == {
+        "state": "passed",
+        "reason": "risk low passes export on its own",
+    }
 
 
 def test_export_best(populated, tmp_path):
@@ -212,7 +218,7 @@ def test_export_best(populated, tmp_path):
         "run": "test", "run_id": ids["run"], "rule": rule, "resolved": 3, "attempted": 4
     }  # fmt: skip
     prov = json.loads((tmp_path / "b" / "provenance.json").read_text())
-    assert prov["reviews"][0]["reason"] == "diff stays inside the agent"
+    assert prov["reviews"][0]["reason"] == "risk low: nothing found"
     assert prov["chosen"]["rule"] == rule
     text = ok(run_dgm("export", "best", "--out", str(tmp_path / "t"), archive=arc))
     said = " ".join(text.split())  # as wrapped to the terminal

@@ -195,3 +195,80 @@ def test_abandoning_does_not_wait_for_units_in_flight():
     start = time.monotonic()
     report = scheduler.run()
     assert report.reason == "interrupted" and time.monotonic() - start < 5
+
+
+def test_a_child_held_at_admit_is_evaluated_but_never_a_parent_until_a_person_approves():
+    s = search(stages=[Stage(SMALL)])
+    answer_all(s, "seed", FAIL)
+    s.tell(s.ask(), Expanded("flagged", usable=True, held=frozenset({"admit"})))
+    assert s.gated == {"flagged"}
+    decisions = []
+    for unit in [s.ask(), s.ask()]:
+        assert unit.node == "flagged"
+        decisions += s.tell(unit, PASS)  # 2/2: the best member, and it waits
+    assert [(d.node, d.admitted) for d in decisions] == [("flagged", None)]
+    assert s.waiting == {"flagged": "admit"}
+    for _ in range(20):  # every parent is the seed while a person has not decided
+        unit = s.ask()
+        assert unit == Unit("expand", "seed")
+        s.tell(unit, Expanded(None))
+    [approved] = s.release("flagged", approved=True)
+    assert (approved.node, approved.admitted) == ("flagged", True)
+    assert s.population.members["seed"].children == 1
+    assert s.answer() == "flagged"
+
+
+def test_a_rejected_child_never_counts_even_once_admitted():
+    s = search(stages=[Stage(SMALL)])
+    answer_all(s, "seed", FAIL)
+    s.tell(s.ask(), Expanded("child", usable=True))
+    for unit in [s.ask(), s.ask()]:
+        s.tell(unit, PASS)
+    assert s.population.members["child"].admitted and s.answer() == "child"
+    [decision] = s.release("child", approved=False)
+    assert decision.admitted is False
+    child = s.population.members["child"]
+    assert not child.admitted and not child.usable
+    assert s.population.members["seed"].children == 0 and s.answer() == "seed"
+    assert all(s.ask() == Unit("expand", "seed") for _ in range(5))
+
+
+def test_a_child_held_at_promote_stops_after_its_first_stage_until_approved():
+    s = search()  # SMALL (threshold 0.5), then MEDIUM
+    answer_all(s, "seed", FAIL)
+    s.tell(s.ask(), Expanded("flagged", usable=True, held=frozenset({"promote"})))
+    decisions = []
+    for unit in [s.ask(), s.ask()]:
+        decisions += s.tell(unit, PASS)  # 2/2 >= 0.5 would go on: it waits instead
+    assert [(d.node, d.admitted, d.reason) for d in decisions] == [
+        ("flagged", None, "waits for a person at promote")
+    ]
+    assert s.ask() == Unit("expand", "seed")  # not a parent meanwhile
+    assert s.release("flagged", approved=True) == []  # it owes its second stage now
+    owed = {s.ask() for _ in MEDIUM}
+    assert owed == {Unit("evaluate", "flagged", t) for t in MEDIUM}
+
+
+def test_cmp_never_expands_a_node_held_at_admit_and_evaluates_one_held_at_promote_on_stage_one():
+    population = Population()
+    population.add(Member("r", None), {t: PASS for t in SMALL + MEDIUM})
+    population.decide("r", True)
+    stages = [Stage(SMALL), Stage(MEDIUM)]
+    s = make_search("cmp", {"initial_expansions": 2}, population, stages, rng=random.Random(0))
+    s.tell(s.ask(), Expanded("a", usable=True, held=frozenset({"admit"})))
+    s.tell(s.ask(), Expanded("p", usable=True, held=frozenset({"promote"})))
+    assert not s.population.members["a"].admitted  # waits at admit
+    assert s.population.members["p"].admitted
+    seen: dict[str, set[str]] = {"a": set(), "p": set(), "r": set()}
+    for _ in range(60):
+        unit = s.ask()
+        if unit is None:
+            break
+        if unit.kind == "expand":
+            assert unit.node != "a"
+            s.tell(unit, Expanded(None))
+        else:
+            seen[unit.node].add(unit.task)
+            s.tell(unit, PASS)
+    assert seen["p"] <= set(SMALL) and seen["p"]  # its first stage only
+    assert seen["a"]  # evaluated all the same

@@ -21,11 +21,13 @@ TASKS = ["a", "b", "c", "d"]
 
 
 def tree(results: dict[str, dict[str, bool | None]], parents: dict[str, str | None]) -> Population:
-    """A population grown in the order given, with each node's results."""
+    """A population grown in the order given, with each node's results, every node admitted
+    (as cmp admits a child that passed its tests)."""
     population = Population()
     for node, parent in parents.items():
         found = {task: Evaluated(r) for task, r in results.get(node, {}).items()}
         population.add(Member(node, parent), found)
+        population.decide(node, True)
     return population
 
 

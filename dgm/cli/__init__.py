@@ -11,6 +11,7 @@ from benchmarks.base import BenchmarkError
 from dgm.cli import (
     archive_commands,
     bench_commands,
+    review_commands,
     run_commands,
     sandbox_commands,
     simulate_commands,
@@ -31,6 +32,8 @@ run_commands.register(app)
 simulate_commands.register(app)
 app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(bench_commands.app, name="bench")
+app.add_typer(review_commands.app, name="review")
+app.add_typer(review_commands.audit_app, name="audit")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -289,7 +290,13 @@ def export(
             raise InvalidArgument("--run goes with `best`; a node named by id needs none")
         else:
             node_id = arc.resolve(node)
-        export_node(arc, node_id, out, chosen=chosen)
+        gates = _export_gate(arc, node_id)
+        export_node(arc, node_id, out, chosen=chosen, gates=gates)
+        arc.record_audit(
+            "export", {"tree": arc.node(node_id).tree, "out": str(out.resolve()),
+                       "gate": gates["export"]["reason"]},
+            actor=_person(), node_id=node_id,
+        )  # fmt: skip
     if as_json:
         print_json({"node": node_id, "out": str(out), "chosen": chosen})
         return
@@ -301,6 +308,29 @@ def export(
             f"It is run {chosen['run']}'s answer, {chosen['resolved']}/{chosen['attempted']} on "
             f"its searched tasks; chosen as {chosen['rule']}."
         )
+
+
+def _export_gate(arc, node_id: str) -> dict:
+    """What each gate says of the node; refused unless `export` lets it through."""
+    from dgm.review.service import gate_state
+
+    state = gate_state(arc, node_id)
+    export = state.verdicts["export"]
+    if not export.passed:
+        hint = ""
+        if export.state == "waiting" and state.review is not None:
+            hint = f"; a person may approve it: `dgm review approve {short(node_id)} --reason ...`"
+        raise InvalidArgument(f"{short(node_id)} has not passed the export gate: {export.reason}"
+                              f"{hint}")  # fmt: skip
+    return {g: {"state": v.state, "reason": v.reason} for g, v in state.verdicts.items()}
+
+
+def _person() -> str:
+    import getpass
+
+    from dgm.review.service import REVIEWER_VARIABLE
+
+    return os.environ.get(REVIEWER_VARIABLE) or getpass.getuser()
 
 
 def add_agent(

@@ -61,6 +61,11 @@ def run(
     console.print(f"(the best node is {outcome.answer_rule})", style="dim")
     if outcome.held_out is not None:
         console.print(f"held-out tasks: {outcome.held_out[0]}/{outcome.held_out[1]} resolved")
+    if outcome.awaiting:
+        console.print(
+            f"{outcome.awaiting} nodes wait for a person: `dgm review list`, then approve or "
+            "reject; the run takes decisions up while it runs, or when it runs again"
+        )
 
 
 def live_view(engine) -> Group:
@@ -76,6 +81,8 @@ def live_view(engine) -> Group:
             f"{engine.units_done} units done, {len(engine.in_flight)} in flight, "
             f"best {f'{resolved}/{attempted}' if best else '-'}"
         )
+    if engine.awaiting:
+        text += f", {engine.awaiting} waiting for a person"
     budget = engine.config.budget
     text += f", spent ${lines['usd'].spent:.4f}" + (f" of ${budget.usd:g}" if budget.usd else "")
     if not used:

@@ -9,6 +9,10 @@ evaluated)). A member that owes nothing and has nothing in flight is decided: ad
 archive, or, under DGM's rule that a child must have "compiled" (made at least one non-empty
 patch on its first stage), turned away. The seed is always admitted.
 
+The safety policy can hold a child for a person at two gates: `promote` (no evaluation past
+its first stage) and `admit` (not admitted, so never a parent). Such a member is decided
+`None` (it waits) and stays so until `release` brings the person's decision.
+
 A policy holds nothing the archive does not: a resumed run rebuilds it from the archive.
 """
 
@@ -65,6 +69,10 @@ class Search:
         # only add, so a member that owes nothing never owes again
         self._owing: dict[str, None] = {}
         self._done: dict[str, None] = {}
+        self.waiting: dict[str, str] = {}
+        """Members held for a person whose evaluation is done, and the gate each waits at."""
+        self.gated = {m.id for m in population.members.values() if m.held}
+        """Members the safety policy holds at some gate."""
         for member in population.members.values():
             self._sort(member)
 
@@ -114,13 +122,44 @@ class Search:
             if member.decided:
                 continue
             first = self.stages[0].tasks if self.stages else []
+            gate = self._held_at(member)
             if self.compiled and member.parent is not None and not member.patched(first):
                 decision = Decision(node, False, "no non-empty patch on its first stage")
+            elif gate is not None:
+                self.waiting[node] = gate
+                decided.append(Decision(node, None, f"waits for a person at {gate}"))
+                continue
             else:
                 decision = Decision(node, True, "staged evaluation complete")
-            self.population.decide(node, decision.admitted)
+            self.population.decide(node, bool(decision.admitted))
             decided.append(decision)
         return decided
+
+    def release(self, node: str, approved: bool) -> list[Decision]:
+        """A person's decision on a member's code: an approval lifts every gate that holds
+        it; a rejection turns it away for good (an admitted one too)."""
+        member = self.population.members.get(node)
+        if member is None:
+            return []
+        member.held = frozenset()
+        self.gated.discard(node)
+        self.waiting.pop(node, None)
+        self._owed.pop(node, None)
+        if not approved:
+            self._owing.pop(node, None)
+            self._done.pop(node, None)
+            self.population.revoke(node)
+            return [Decision(node, False, "rejected by a person")]
+        if not member.decided:
+            self._sort(member)
+        return self.decisions()
+
+    def _held_at(self, member: Member) -> str | None:
+        """The gate a member whose evaluation is done waits at: `promote` if it would go on
+        to a later stage, else `admit`."""
+        if "promote" in member.held and self._stage_tasks(member, gated=False):
+            return "promote"
+        return "admit" if "admit" in member.held else None
 
     # -- for policies -------------------------------------------------------------------------
 
@@ -151,15 +190,17 @@ class Search:
         return None
 
     def _grown(self, parent: str, outcome: Expanded) -> None:
-        child = Member(outcome.child or "", parent, usable=outcome.usable)
+        child = Member(outcome.child or "", parent, usable=outcome.usable, held=outcome.held)
         self.population.add(child)
+        if child.held:
+            self.gated.add(child.id)
         if outcome.code is not None:
             self.population.code[child.id] = outcome.code
         if outcome.interesting is not None:
             self.population.judged(child.id, outcome.interesting)
         self._sort(child)
 
-    def _stage_tasks(self, member: Member) -> list[str]:
+    def _stage_tasks(self, member: Member, *, gated: bool = True) -> list[str]:
         if not member.usable:
             return []
         so_far: list[str] = []
@@ -169,6 +210,8 @@ class Search:
             so_far += stage.tasks
             if not self._goes_on(member, stage, so_far):
                 return []
+            if gated and "promote" in member.held:
+                return []  # the later stages wait for a person
         return []
 
     def _goes_on(self, member: Member, stage: Stage, so_far: list[str]) -> bool:

@@ -71,6 +71,11 @@ class CMP(Search):
         # time, as Thompson sampling chooses
         return super().owed(member) if member.parent is None else []
 
+    def _held_at(self, member: Member) -> str | None:
+        # no node but the root has stages: `promote` bounds its evaluations (`_tasks_of`),
+        # it does not hold its admission
+        return "admit" if "admit" in member.held else None
+
     def _next(self) -> Unit | None:
         root = self.population.root()
         if root is None:
@@ -120,10 +125,10 @@ class CMP(Search):
         with at least one success; while none has one (HGM's code has no answer then), among
         the nodes with a result."""
         c = self.population.columns()
-        usable = c["usable"] > 0
-        (rows,) = np.nonzero(usable & (c["successes"] > 0))
+        admitted = c["admitted"] > 0  # a node held for a person at `admit` is no parent yet
+        (rows,) = np.nonzero(admitted & (c["successes"] > 0))
         if not len(rows):
-            (rows,) = np.nonzero(usable & (c["successes"] + c["failures"] > 0))
+            (rows,) = np.nonzero(admitted & (c["successes"] + c["failures"] > 0))
         if not len(rows):
             return None
         tau = self.tau()
@@ -142,7 +147,12 @@ class CMP(Search):
         taken = c["tried"].copy()
         for node, tasks in busy.items():
             taken[population.index[node]] += len(tasks)
-        (rows,) = np.nonzero((c["usable"] > 0) & (taken < len(self.tasks)))
+        allowed = (c["usable"] > 0) & (taken < len(self.tasks))
+        for node in self._held_at_promote():  # held for a person: its first stage only
+            skip = busy.get(node, set())
+            untried = [t for t in self._tasks_of(node) if t not in skip]
+            allowed[population.index[node]] &= bool(untried)
+        (rows,) = np.nonzero(allowed)
         if not len(rows):
             return None
         tau = self.tau()
@@ -151,8 +161,21 @@ class CMP(Search):
             population.ids[rows[self._thompson(tau * (1 + s), tau * (1 + f))]]
         ]
         skip = busy.get(winner.id, set())
-        untried = [t for t in self.tasks if t not in winner.results and t not in skip]
+        untried = [t for t in self._tasks_of(winner.id) if t not in skip]
         return Unit("evaluate", winner.id, self.rng.choice(untried))
+
+    def _held_at_promote(self) -> list[str]:
+        members = self.population.members
+        return [n for n in self.gated if "promote" in members[n].held]
+
+    def _tasks_of(self, node: str) -> list[str]:
+        """The tasks a node may still be evaluated on: all, or while a person has not
+        decided at `promote`, those of the first stage."""
+        member = self.population.members[node]
+        tasks = self.tasks
+        if "promote" in member.held and self.stages:
+            tasks = self.stages[0].tasks
+        return [t for t in tasks if t not in member.results]
 
     @property
     def answer_rule(self) -> str:
@@ -168,7 +191,7 @@ def best_belief(population: Population, epsilon: float) -> str | None:
     from scipy.special import betaincinv  # importing scipy.special costs 0.7 s
 
     c = population.columns()
-    (rows,) = np.nonzero(c["successes"] + c["failures"])
+    (rows,) = np.nonzero((c["successes"] + c["failures"] > 0) & (c["admitted"] > 0))
     if not len(rows):
         return None
     percentile = betaincinv(1 + c["successes"][rows], 1 + c["failures"][rows], epsilon)

@@ -29,6 +29,9 @@ class Member:
     """Children admitted to the archive."""
     interesting: bool | None = None
     """The interestingness judge's verdict, where one was asked for."""
+    held: frozenset[str] = frozenset()
+    """Gates at which the safety policy holds it for a person: `admit` (it is not admitted,
+    so never a parent, until then), `promote` (no evaluation past its first stage)."""
 
     def score(self, tasks: Iterable[str] | None = None) -> tuple[int, int]:
         """(resolved, attempted) over its counted results, or over those of `tasks`."""
@@ -129,6 +132,17 @@ class Population:
             if member.parent in self.members:
                 self.members[member.parent].children += 1
                 self._columns[_CHILDREN, self.index[member.parent]] += 1
+
+    def revoke(self, node: str) -> None:
+        """Turn an admitted member away after all (a person rejected it)."""
+        member = self.members[node]
+        if member.admitted:
+            member.admitted = False
+            self._columns[_ADMITTED, self.index[node]] = 0.0
+            if member.parent in self.members:
+                self.members[member.parent].children -= 1
+                self._columns[_CHILDREN, self.index[member.parent]] -= 1
+        self.decide(node, False)
 
     def root(self) -> Member | None:
         return next(iter(self.members.values()), None)

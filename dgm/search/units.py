@@ -43,6 +43,8 @@ class Expanded:
     """The interestingness judge's verdict, where a policy asked for one."""
     code: np.ndarray | None = None
     """An embedding of the child's code, where a policy asked for one."""
+    held: frozenset[str] = frozenset()
+    """Gates (`admit`, `promote`) at which the safety review holds the child for a person."""
 
 
 Outcome = Evaluated | Expanded
@@ -50,10 +52,11 @@ Outcome = Evaluated | Expanded
 
 @dataclass(frozen=True)
 class Decision:
-    """A member whose staged evaluation is complete: admitted to the archive, or not."""
+    """A member whose staged evaluation is complete: admitted to the archive, turned away, or
+    (None) held for a person's decision by the safety policy."""
 
     node: str
-    admitted: bool
+    admitted: bool | None
     reason: str
 
 
@@ -70,6 +73,10 @@ class Policy(Protocol):
 
     def tell(self, unit: Unit, outcome: Outcome | None) -> list[Decision]:
         """What a unit brought back (None: it failed); the members decided because of it."""
+
+    def release(self, node: str, approved: bool) -> list[Decision]:
+        """A person's decision on a member held at a gate (or on any member: a rejection
+        ends it); the decisions that follow."""
 
     def answer(self) -> str | None:
         """The node the run reports (None: nothing scored yet)."""
