@@ -722,7 +722,7 @@ class Archive:
         if conn.dialect.name == "postgresql":
             conn.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
         # the next entry follows the head, not the table: a cut-off end stays a gap
-        head = audit.parse_head((self.git.read_ref_blob(audit.HEAD_REF) or b"").decode())
+        head = self._audit_head()
         seq, prev = (head[0] + 1, head[1]) if head else (1, audit.GENESIS)
         payload = json.loads(json.dumps(payload, default=str))  # as it reads back
         at = _now().isoformat()
@@ -741,8 +741,11 @@ class Archive:
 
     def verify_audit(self) -> audit.AuditReport:
         """The audit log's hash chain checked entry by entry and against its head."""
-        head = audit.parse_head((self.git.read_ref_blob(audit.HEAD_REF) or b"").decode())
-        return audit.verify(self.audit_entries(), head)
+        return audit.verify(self.audit_entries(), self._audit_head())
+
+    def _audit_head(self) -> tuple[int, str] | None:
+        """The audit log's head as the git store keeps it."""
+        return audit.parse_head((self.git.read_ref_blob(audit.HEAD_REF) or b"").decode())
 
     def record_fm_call(self, call: FMCall) -> None:
         with self._write() as conn:

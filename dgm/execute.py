@@ -19,8 +19,7 @@ from dgm.evaluate import evaluate
 from dgm.expand import ExpansionSettings, expand
 from dgm.gateway import Gateway
 from dgm.judge import judge
-from dgm.review.fm_reviewer import FMReviewer
-from dgm.review.service import HELD_GATES, gate_state, review_node, static_reviewer
+from dgm.review.service import HELD_GATES, gate_state, review_node, reviewers
 from dgm.run_population import evaluated
 from dgm.sandbox_pool import SandboxPool
 from dgm.search import Expanded, Outcome, Population, Unit
@@ -100,12 +99,9 @@ class Executor:
         """The safety review of a child, kept with its gate passages in the audit log; the
         gates at which the run's policy holds it for a person (None: it rejects it)."""
         policy = self.config.review
-        reviewers: list = [static_reviewer(policy)]
-        if policy.fm:
-            model = policy.model or self.config.models.diagnosis
-            reviewers.append(FMReviewer(self.gateway, model))
-        review_node(self.archive, child, reviewers, run_id=self.run_id)
-        state = gate_state(self.archive, child, policy)
+        model = (policy.model or self.config.models.diagnosis) if policy.fm else None
+        review_node(self.archive, child, reviewers(policy, self.gateway, model), run_id=self.run_id)
+        state = gate_state(self.archive, self.archive.node(child), policy)
         for gate in HELD_GATES:
             v = state.verdicts[gate]
             payload = {"gate": gate, "state": v.state, "reason": v.reason, "risk": state.risk}

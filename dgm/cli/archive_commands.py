@@ -314,7 +314,7 @@ def _export_gate(arc, node_id: str) -> dict:
     """What each gate says of the node; refused unless `export` lets it through."""
     from dgm.review.service import gate_state
 
-    state = gate_state(arc, node_id)
+    state = gate_state(arc, arc.node(node_id))
     export = state.verdicts["export"]
     if not export.passed:
         hint = ""

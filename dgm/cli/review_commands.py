@@ -62,34 +62,32 @@ def check(
 
             raise InvalidArgument(f"{short(node_id)} is a root: there is no parent to compare with")
         policy = service.policy_of(arc, target)
-        reviewers = [service.static_reviewer(policy)]
         if model is None:
             if not as_json:
                 warnings.print(
                     f"static review only: no review model (give --model or {MODEL_VARIABLE})"
                 )
-            review = service.review_node(arc, node_id, reviewers)
+            review = service.review_node(arc, node_id, service.reviewers(policy))
         else:
-            review = _with_fm(arc, node_id, reviewers, model)
-        state = service.gate_state(arc, node_id, policy)
+            review = _with_fm(arc, node_id, policy, model)
+        state = service.gate_state(arc, target, policy)
     if as_json:
         print_json(_review_json(review, state))
         return
     _print_review(review, state)
 
 
-def _with_fm(arc, node_id, reviewers, model):
+def _with_fm(arc, node_id, policy, model):
     from dgm.fm.providers import open_providers
     from dgm.gateway import Gateway, GatewaySettings
     from dgm.review import service
-    from dgm.review.fm_reviewer import FMReviewer
 
     with open_providers() as providers:
         settings = GatewaySettings(
             openai=providers.openai, anthropic=providers.anthropic, models=[model]
         )
         with Gateway(settings, arc) as gateway:
-            return service.review_node(arc, node_id, [*reviewers, FMReviewer(gateway, model)])
+            return service.review_node(arc, node_id, service.reviewers(policy, gateway, model))
 
 
 @app.command("list")
@@ -105,10 +103,13 @@ def list_(
 
     with open_archive(archive) as arc:
         rows = []
+        policies = {}  # one read of each run's config
         for n in arc.nodes():
             if n.parent_id is None:
                 continue
-            state = service.gate_state(arc, n.id)
+            if n.run_id not in policies:
+                policies[n.run_id] = service.policy_of(arc, n)
+            state = service.gate_state(arc, n, policies[n.run_id])
             if state.review is None and not all_:
                 continue
             if not all_ and n.status is not NodeStatus.AWAITING_APPROVAL:
@@ -143,7 +144,7 @@ def show(node: NodeArgument, archive: ArchiveOption = DEFAULT_ARCHIVE, as_json: 
     with open_archive(archive) as arc:
         node_id = arc.resolve(node)
         n = arc.node(node_id)
-        state = service.gate_state(arc, node_id)
+        state = service.gate_state(arc, n)
         diff = arc.git.diff(arc.node(n.parent_id).commit, n.commit) if n.parent_id else ""
         scores = arc.scores(node_id)
         history = arc.reviews(node_id)
@@ -181,8 +182,7 @@ def show(node: NodeArgument, archive: ArchiveOption = DEFAULT_ARCHIVE, as_json: 
     if state.review:
         for f in service.findings_of(state.review):
             console.print(
-                f"  [{_colour(f.level)}]{f.level}[/] {f.rule} {escape(f.file)}:{f.line} "
-                f"({f.reviewer}) {escape(f.note)}\n      {escape(f.excerpt)}"
+                f"{_finding(f)} ({f.reviewer}) {escape(f.note)}\n      {escape(f.excerpt)}"
             )
     if diff:
         console.print(Syntax(diff, "diff", word_wrap=True))
@@ -268,8 +268,10 @@ def _risk(state) -> str:
     return state.review.risk if state.review and state.review.risk else "unreviewed"
 
 
-def _colour(level) -> str:
-    return {"low": "green", "medium": "yellow", "high": "red", "critical": "bold red"}[level]
+def _finding(f) -> str:
+    """A finding's level (coloured), rule and place."""
+    colour = {"low": "green", "medium": "yellow", "high": "red", "critical": "bold red"}[f.level]
+    return f"  [{colour}]{f.level}[/] {f.rule} {escape(f.file)}:{f.line}"
 
 
 def _score(score) -> str:
@@ -299,9 +301,6 @@ def _print_review(review, state) -> None:
 
     console.print(f"{short(state.node.id)}: {escape(review.reason)} ({review.reviewer})")
     for f in service.findings_of(review):
-        console.print(
-            f"  [{_colour(f.level)}]{f.level}[/] {f.rule} {escape(f.file)}:{f.line} "
-            f"{escape(f.note)}"
-        )
+        console.print(f"{_finding(f)} {escape(f.note)}")
     for gate, v in state.verdicts.items():
         console.print(f"{gate}: {v.state} ({escape(v.reason)})")

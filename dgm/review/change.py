@@ -26,7 +26,8 @@ class FileChange:
 
     @property
     def binary(self) -> bool:
-        return self.patch.binary or any(b"\0" in c[:8000] for c in (self.before, self.after) if c)
+        probe = patches.BINARY_PROBE
+        return self.patch.binary or any(b"\0" in c[:probe] for c in (self.before, self.after) if c)
 
     def text(self, side: str) -> str | None:
         content = self.before if side == "before" else self.after

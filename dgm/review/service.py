@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from archive import Archive
 from archive.errors import InvalidArgument
@@ -15,13 +16,26 @@ from dgm.review.findings import Finding, Result, Reviewer, Risk, highest
 from dgm.review.gates import GATES, Gate, ReviewPolicy, Verdict, verdict
 from dgm.review.static import StaticReviewer
 
+if TYPE_CHECKING:
+    from dgm.gateway import Gateway
+
 REVIEWER_VARIABLE = "DGM_REVIEWER"
 HELD_GATES = frozenset({"admit", "promote"})
 """The gates a run holds a node at; `export` is asked when it leaves the archive."""
 
 
-def static_reviewer(policy: ReviewPolicy) -> StaticReviewer:
-    return StaticReviewer(tuple(policy.protected), policy.medium_lines, policy.high_lines)
+def reviewers(
+    policy: ReviewPolicy, gateway: Gateway | None = None, model: str | None = None
+) -> list[Reviewer]:
+    """The static reviewer as the policy sets it, then the FM reviewer when a model is given."""
+    chosen: list[Reviewer] = [
+        StaticReviewer(tuple(policy.protected), policy.medium_lines, policy.high_lines)
+    ]
+    if gateway is not None and model is not None:
+        from dgm.review.fm_reviewer import FMReviewer  # the gateway's imports: only when asked
+
+        chosen.append(FMReviewer(gateway, model))
+    return chosen
 
 
 def review_node(
@@ -89,8 +103,7 @@ def policy_of(archive: Archive, node: Node) -> ReviewPolicy:
     return ReviewPolicy.model_validate(config.get("review") or {})
 
 
-def gate_state(archive: Archive, node_id: str, policy: ReviewPolicy | None = None) -> GateState:
-    node = archive.node(node_id)
+def gate_state(archive: Archive, node: Node, policy: ReviewPolicy | None = None) -> GateState:
     policy = policy or policy_of(archive, node)
     reviews = archive.reviews(node.id)
     review = next((r for r in reversed(reviews) if r.kind == "automated"), None)
@@ -104,7 +117,7 @@ def undecided_states(archive: Archive, run_id: str, policy: ReviewPolicy) -> dic
     resumes with."""
     undecided = (NodeStatus.PENDING, NodeStatus.AWAITING_APPROVAL)
     return {
-        n.id: gate_state(archive, n.id, policy)
+        n.id: gate_state(archive, n, policy)
         for n in archive.nodes()
         if n.run_id == run_id and n.parent_id is not None and n.status in undecided
     }
@@ -126,7 +139,7 @@ def decide(archive: Archive, node_id: str, *, approve: bool, who: str, reason: s
         raise InvalidArgument(f"{node.id[:8]} is a root: it passes every gate without a decision")
     if not reason.strip():
         raise InvalidArgument("give the reason for the decision with --reason")
-    state = gate_state(archive, node.id)
+    state = gate_state(archive, node)
     if state.review is None or state.review.tree != node.tree:
         raise InvalidArgument(
             f"{node.id[:8]} has not been reviewed; run `dgm review check {node.id[:8]}` first"

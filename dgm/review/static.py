@@ -100,13 +100,21 @@ class StaticReviewer:
             found += _python(file)
         else:
             code = file.path.endswith(SCRIPTS) or name in SCRIPT_NAMES or "." not in name
-            for line, text in patch.added:
-                for rule, level, note in text_rules.hits(text, code=code):
-                    add(rule, level, line, text, note)
+            found += _added_text(file, code=code)
+            for line, text in patch.added if code else []:
                 printing = "echo" in text or "printf" in text
-                if code and printing and text_rules.TEST_REPORT.search(text):
+                if printing and text_rules.TEST_REPORT.search(text):
                     add("fake-result", Risk.HIGH, line, text, "prints test-report text")
         return found
+
+
+def _added_text(file: FileChange, *, code: bool) -> list[Finding]:
+    """The text rules on each line the change adds to a file."""
+    return [
+        Finding(rule, level, file.path, line, text.strip()[:200], note)
+        for line, text in file.patch.added
+        for rule, level, note in text_rules.hits(text, code=code)
+    ]
 
 
 def _python(file: FileChange) -> list[Finding]:
@@ -125,10 +133,7 @@ def _python(file: FileChange) -> list[Finding]:
                 "Python that does not parse: its rules cannot be checked",
             )
         ]
-        for line, text in file.patch.added:  # read as text at least
-            for rule, level, note in text_rules.hits(text, code=True):
-                findings.append(Finding(rule, level, file.path, line, text.strip()[:200], note))
-        return findings
+        return findings + _added_text(file, code=True)  # read as text at least
     before = file.text("before")
     old = python_rules.scan(before, test=file.is_test) if before is not None else []
     return introduced(
