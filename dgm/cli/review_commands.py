@@ -105,14 +105,12 @@ def list_(
         rows = []
         policies = {}  # one read of each run's config
         for n in arc.nodes():
-            if n.parent_id is None:
+            if n.parent_id is None or not (all_ or n.status is NodeStatus.AWAITING_APPROVAL):
                 continue
             if n.run_id not in policies:
                 policies[n.run_id] = service.policy_of(arc, n)
             state = service.gate_state(arc, n, policies[n.run_id])
-            if state.review is None and not all_:
-                continue
-            if not all_ and n.status is not NodeStatus.AWAITING_APPROVAL:
+            if all_ and state.review is None:
                 continue
             rows.append((n, state))
     if as_json:
