@@ -452,6 +452,11 @@ class Archive:
         ]  # fmt: skip
         return [make(NodeSummary, row) for row in fields]
 
+    def node_runs(self) -> dict[str, str | None]:
+        """Every node's run (None: added by hand)."""
+        with self._read() as conn:
+            return dict(conn.execute(select(nodes.c.id, nodes.c.run_id)).all())
+
     def commits(self) -> dict[str, tuple[str, str]]:
         """Every node's (commit, tree)."""
         with self._read() as conn:
@@ -594,6 +599,40 @@ class Archive:
         with self._read() as conn:
             return [_evaluation(row) for row in conn.execute(query).mappings()]
 
+    def run_node_evaluations(self, run_id: str) -> dict[str, list[Evaluation]]:
+        """Every evaluation of the run's nodes (whichever run made it), by node, in one
+        query: what a run's search state is rebuilt from."""
+        query = (
+            select(evaluations)
+            .join(nodes, nodes.c.id == evaluations.c.node_id)
+            .where(nodes.c.run_id == run_id)
+            .order_by(evaluations.c.benchmark, evaluations.c.task, evaluations.c.attempt)
+        )
+        found: dict[str, list[Evaluation]] = {}
+        with self._read() as conn:
+            for row in conn.execute(query).mappings():
+                found.setdefault(row["node_id"], []).append(_evaluation(row))
+        return found
+
+    def evaluation(self, evaluation_id: int) -> Evaluation:
+        query = select(evaluations).where(evaluations.c.id == evaluation_id)
+        with self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            raise InvalidArgument(f"no evaluation {evaluation_id} in {self.root}")
+        return _evaluation(row)
+
+    def run_results(self, run_id: str) -> list[tuple[str, bool, str, datetime]]:
+        """A run's counted results, oldest first: (node, resolved, stage, when)."""
+        query = (
+            select(evaluations.c.node_id, evaluations.c.resolved, evaluations.c.stage,
+                   evaluations.c.created_at)
+            .where(evaluations.c.run_id == run_id, evaluations.c.status != EvalStatus.ERROR.value)
+            .order_by(evaluations.c.id)
+        )  # fmt: skip
+        with self._read() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
     def cached_evaluation(
         self, tree: str, benchmark: str, task: str, model: str | None, limits: str | None
     ) -> Evaluation | None:
@@ -683,6 +722,20 @@ class Archive:
         with self._read() as conn:
             return [Review(**row) for row in conn.execute(query).mappings()]
 
+    def review_marks(self) -> dict[str, tuple[str | None, str | None]]:
+        """Each reviewed node's latest automated risk and latest person's decision (approve,
+        reject) in one scan, whatever tree each was made on: for views of the whole archive."""
+        query = select(reviews.c.node_id, reviews.c.kind, reviews.c.risk, reviews.c.decision)
+        marks: dict[str, tuple[str | None, str | None]] = {}
+        with self._read() as conn:
+            for node_id, kind, risk, decision in conn.execute(query.order_by(reviews.c.id)):
+                old_risk, old_decision = marks.get(node_id, (None, None))
+                if kind == "automated":
+                    marks[node_id] = (risk, old_decision)
+                else:
+                    marks[node_id] = (old_risk, decision)
+        return marks
+
     def decisions_after(self, after: int) -> list[Review]:
         """People's decisions with an id above `after`, oldest first (a run polls these)."""
         query = (
@@ -751,14 +804,19 @@ class Archive:
         with self._write() as conn:
             conn.execute(insert(fm_usage), {**call.__dict__, "created_at": _now()})
 
-    def fm_calls(self, *, run_id: str | None = None, unit_id: str | None = None) -> list[FMCall]:
-        """Metered FM calls, oldest first, of one run and/or one unit (all when neither)."""
+    def fm_calls(
+        self,
+        *,
+        run_id: str | None = None,
+        unit_id: str | None = None,
+        node_id: str | None = None,
+    ) -> list[FMCall]:
+        """Metered FM calls, oldest first, of one run, unit and/or node (all when none)."""
         columns = [fm_usage.c[name] for name in FMCall.__dataclass_fields__]
         query = select(*columns).order_by(fm_usage.c.id)
-        if run_id is not None:
-            query = query.where(fm_usage.c.run_id == run_id)
-        if unit_id is not None:
-            query = query.where(fm_usage.c.unit_id == unit_id)
+        for column, value in (("run_id", run_id), ("unit_id", unit_id), ("node_id", node_id)):
+            if value is not None:
+                query = query.where(fm_usage.c[column] == value)
         with self._read() as conn:
             return [FMCall(**row) for row in conn.execute(query).mappings()]
 
@@ -769,6 +827,17 @@ class Archive:
         with self._read() as conn:
             spent = conn.execute(select(tokens, usd).where(fm_usage.c.run_id == run_id)).one()
         return int(spent[0]), float(spent[1])
+
+    def spend_series(self, run_id: str) -> list[tuple[datetime, int, float]]:
+        """A run's FM calls, oldest first: (when, tokens, USD)."""
+        tokens = fm_usage.c.input_tokens + fm_usage.c.output_tokens
+        query = (
+            select(fm_usage.c.created_at, tokens, fm_usage.c.cost_usd)
+            .where(fm_usage.c.run_id == run_id)
+            .order_by(fm_usage.c.id)
+        )
+        with self._read() as conn:
+            return [(at, int(t), float(usd)) for at, t, usd in conn.execute(query)]
 
     def models_used(self, node_ids: Sequence[str]) -> dict[str, list[str]]:
         """The FM models metered against each node (building it or evaluating it)."""
@@ -799,10 +868,19 @@ class Archive:
         with self._write() as conn:
             self._event(conn, kind, payload, run_id=run_id, node_id=node_id)
 
-    def events(self, *, after: int = 0, limit: int = 1000) -> list[Event]:
-        query = select(events).where(events.c.id > after).order_by(events.c.id).limit(limit)
+    def events(
+        self, *, after: int = 0, limit: int = 1000, run_id: str | None = None, last: bool = False
+    ) -> list[Event]:
+        """Events with an id above `after`, oldest first (of one run; `last`: the latest
+        `limit` of them)."""
+        query = select(events).where(events.c.id > after)
+        if run_id is not None:
+            query = query.where(events.c.run_id == run_id)
+        order = events.c.id.desc() if last else events.c.id
         with self._read() as conn:
-            return [Event(**row) for row in conn.execute(query).mappings()]
+            rows = conn.execute(query.order_by(order).limit(limit)).mappings()
+            found = [Event(**row) for row in rows]
+        return found[::-1] if last else found
 
     def code_embedding(self, tree: str, model: str) -> bytes | None:
         """The stored embedding of an agent's code (float32 bytes), if any."""

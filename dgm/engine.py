@@ -220,8 +220,9 @@ class Engine:
                 previous = self._install_signals()
                 try:
                     scheduler = Scheduler(
-                        c.scheduler.workers, self._ask, self._execute, finished=self._finished,
+                        c.scheduler.workers, policy.ask, self._execute, finished=self._finished,
                         failed=self._failed, spent=self._spent, started=self._started,
+                        tick=self._take_decisions,
                     )  # fmt: skip
                     report = self._schedule(scheduler)
                     if report.reason == "nothing left to do" and policy.expansions_left == 0:
@@ -257,17 +258,18 @@ class Engine:
             else:
                 self.population.members[node].held = held
 
-    def _ask(self) -> Unit | None:
-        """The search's next unit, once any decision a person made meanwhile is told."""
+    def _take_decisions(self) -> None:
+        """Tell the search the decisions people made meanwhile (once a second at most; the
+        scheduler calls this while its workers are busy too)."""
         assert self.policy is not None
-        if time.monotonic() >= self._next_poll:
-            self._next_poll = time.monotonic() + DECISION_POLL_S
-            for decision in self.archive.decisions_after(self._last_decision):
-                self._last_decision = decision.id
-                if decision.node_id in self.population.members:
-                    approved = decision.decision == "approve"
-                    self._decide(self.policy.release(decision.node_id, approved))
-        return self.policy.ask()
+        if time.monotonic() < self._next_poll:
+            return
+        self._next_poll = time.monotonic() + DECISION_POLL_S
+        for decision in self.archive.decisions_after(self._last_decision):
+            self._last_decision = decision.id
+            if decision.node_id in self.population.members:
+                approved = decision.decision == "approve"
+                self._decide(self.policy.release(decision.node_id, approved))
 
     def _started(self, unit: Unit) -> None:
         self._log(EventKind.UNIT_STARTED, unit.node, unit=str(unit))

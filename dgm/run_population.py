@@ -26,10 +26,11 @@ def run_population(
     held = held or {}
     population = Population()
     nodes = [n for n in archive.nodes() if n.run_id == run_id]
+    recorded = archive.run_node_evaluations(run_id)
     for node in nodes:  # oldest first: parents come before their children
         results = {
             e.task: evaluated(e)
-            for e in archive.evaluations(node.id)
+            for e in recorded.get(node.id, [])
             if (e.benchmark, e.model) == (benchmark, model) and e.task in tasks
         }
         usable = node.status is not NodeStatus.REJECTED

@@ -55,7 +55,11 @@ def run_answer(archive: Archive, run: Run) -> Answer:
 
 
 def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
-    run = find_run(archive, name)
+    """`dgm status`: the latest run of this name (None: the latest run)."""
+    return status_of(archive, find_run(archive, name))
+
+
+def status_of(archive: Archive, run: Run) -> dict[str, Any]:
     counts = archive.event_counts(run.id)
     done = counts.get(EventKind.UNIT_FINISHED, 0) + counts.get(EventKind.UNIT_FAILED, 0)
     run_nodes = [n for n in archive.nodes() if n.run_id == run.id]

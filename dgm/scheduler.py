@@ -50,11 +50,13 @@ class Scheduler:
         failed: Callable[[Unit, BaseException], None] | None = None,
         spent: Callable[[], str | None] = lambda: None,
         started: Callable[[Unit], None] = lambda unit: None,
+        tick: Callable[[], None] = lambda: None,
     ):
         """`ask` gives the next unit (None: none now); `execute` runs it in a worker thread;
         `finished` / `failed` take its outcome in the scheduler's thread (one at a time);
-        `spent` names a spent budget, or None."""
-        self.workers, self.ask, self.execute = workers, ask, execute
+        `spent` names a spent budget, or None; `tick` is called in the scheduler's thread at
+        least every half second, busy workers or not."""
+        self.workers, self.ask, self.execute, self._tick = workers, ask, execute, tick
         self._finished, self._spent, self._started = finished, spent, started
         self._failed = failed or _log_failure
         self._stop: str | None = None
@@ -75,6 +77,7 @@ class Scheduler:
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dgm-unit")
         try:
             while True:
+                self._tick()
                 while self._stop is None and len(self.in_flight) < self.workers:
                     if reason := self._spent():  # before each unit
                         self.stop(reason)

@@ -16,6 +16,12 @@ parent's plus Gaussian noise (`code_step`), normalised, for novelty in code spac
 the selector asks for an interestingness judge, a synthetic one calls a child interesting when
 it beats its parent's true pass rate, right with probability `judge_accuracy`.
 
+A share `flagged` of children are held by the safety review for a person at the gate
+`review_gate` (`admit`: no parent and no answer until approved; `promote`: no evaluation past
+the first stage); the person decides `review_delay` units later and approves with probability
+`approval`. The simulation counts every unit or answer that a held or rejected node got against
+the gate (there must be none).
+
 The real policy and selector run the search, one unit at a time, until the evaluation budget
 is spent; the figure is the true pass rate of the node the selector answers with.
 """
@@ -58,6 +64,13 @@ class Landscape(BaseModel):
     code_dims: int = Field(16, ge=1)
     code_step: float = Field(0.3, ge=0)
     """How far a child's synthetic code embedding moves from its parent's."""
+    flagged: float = Field(0.0, ge=0, le=1)
+    """Share of children the safety review holds for a person."""
+    review_gate: Literal["admit", "promote"] = "admit"
+    review_delay: int = Field(20, ge=0)
+    """Units run between a child being held and the person's decision."""
+    approval: float = Field(0.5, ge=0, le=1)
+    """Chance that the person approves a held child."""
 
     @property
     def c(self) -> float:
@@ -93,6 +106,12 @@ class Result:
     """Pearson r of each scored node's score against its clade's best true pass rate."""
     nodes: int
     evaluations: int
+    held: int = 0
+    """Children held for a person."""
+    approved_parents: int = 0
+    """Expansions of a child after a person approved it."""
+    gate_breaches: int = 0
+    """Units or an answer a held or rejected child got against its gate (must be 0)."""
 
 
 @dataclass
@@ -123,12 +142,18 @@ def simulate(sim: Simulation, seed: int) -> Result:
         sim.selector, sim.params, population, stages, rng=rng, evaluation_budget=sim.evaluations
     )
     c = land.c
-    for _ in range(50 * sim.evaluations):  # a selector that only expands stops here
+    review = _Review(land, rng, stages[0].tasks)
+    for step in range(50 * sim.evaluations):  # a selector that only expands stops here
         if population.evaluations >= sim.evaluations:
             break
+        review.decide(policy, step)
         unit = policy.ask()
+        if unit is None and review.due:  # everything left waits for a person
+            review.decide(policy, min(review.due.values()))
+            unit = policy.ask()
         if unit is None:
             break
+        review.check(unit)
         parent = hidden[unit.node]
         if unit.kind == "expand":
             productivity = c * math.tanh(parent.logit - root_logit)
@@ -145,7 +170,8 @@ def simulate(sim: Simulation, seed: int) -> Result:
             if "verdicts" in policy.needs:
                 better = hidden[child].rate > parent.rate
                 interesting = better if rng.random() < land.judge_accuracy else not better
-            policy.tell(unit, Expanded(child, usable, interesting, _unit(code)))
+            held = review.hold(child, step) if usable else frozenset()
+            policy.tell(unit, Expanded(child, usable, interesting, _unit(code), held))
         else:
             task = tasks.index(unit.task or "")
             if rng.random() < land.noise:
@@ -154,6 +180,8 @@ def simulate(sim: Simulation, seed: int) -> Result:
                 resolved = rng.random() < 1 / (1 + math.exp(difficulty[task] - parent.logit))
             policy.tell(unit, Evaluated(resolved))
     answer = policy.answer()
+    if answer is not None and (answer in review.rejected or land.review_gate == "admit"):
+        review.breaches += review.blocks(answer)
     usable = [m.id for m in population.members.values() if m.usable]
     return Result(
         answer=hidden[answer].rate if answer else 0.0,
@@ -161,7 +189,52 @@ def simulate(sim: Simulation, seed: int) -> Result:
         correlation=_score_against_clade_best(population, hidden),
         nodes=len(population.members),
         evaluations=population.evaluations,
+        held=review.held,
+        approved_parents=review.approved_parents,
+        gate_breaches=review.breaches,
     )
+
+
+class _Review:
+    """The synthetic safety review and the person behind it, and the check that the search
+    keeps to the gate."""
+
+    def __init__(self, land: Landscape, rng: random.Random, first_stage: list[str]):
+        self.land, self.rng, self.first_stage = land, rng, set(first_stage)
+        self.due: dict[str, int] = {}  # held child -> step its decision arrives
+        self.rejected: set[str] = set()
+        self.approved: set[str] = set()
+        self.held = self.approved_parents = self.breaches = 0
+
+    def hold(self, child: str, step: int) -> frozenset[str]:
+        if self.rng.random() >= self.land.flagged:
+            return frozenset()
+        self.held += 1
+        self.due[child] = step + self.land.review_delay
+        return frozenset({self.land.review_gate})
+
+    def decide(self, policy: Any, step: int) -> None:
+        for child in [n for n, due in self.due.items() if due <= step]:
+            del self.due[child]
+            approved = self.rng.random() < self.land.approval
+            (self.approved if approved else self.rejected).add(child)
+            policy.release(child, approved)
+
+    def blocks(self, node: str) -> bool:
+        """Whether the node may not be a parent nor the answer under an `admit` gate."""
+        return node in self.due or node in self.rejected
+
+    def check(self, unit: Any) -> None:
+        """Count a unit the gate forbids: any on a rejected node, an expansion of one held at
+        `admit`, an evaluation past the first stage of one held at `promote`."""
+        held = unit.node in self.due
+        if unit.node in self.rejected:
+            self.breaches += 1
+        elif unit.kind == "expand":
+            self.breaches += held and self.land.review_gate == "admit"
+            self.approved_parents += unit.node in self.approved
+        elif held and self.land.review_gate == "promote":
+            self.breaches += unit.task not in self.first_stage
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

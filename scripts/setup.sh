@@ -6,6 +6,7 @@
 #   DGM_WITH_DOCKER=1     also install the sandboxes (Docker, debootstrap, bubblewrap, gVisor)
 #                         and npm (for the polyglot toolchain image), start dockerd
 #   DGM_WITH_REGISTRY=1   also install Docker's registry (the tests run one on loopback)
+#   DGM_WITH_BROWSER=1    also install Chromium (the web UI's browser tests drive it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,9 @@ case ",${DGM_EXTRAS:-}," in *,local,*)  # to compile llama-cpp-python
 esac
 if [ "${DGM_WITH_REGISTRY:-0}" = 1 ]; then
   command -v docker-registry >/dev/null || packages+=(docker-registry)
+fi
+if [ "${DGM_WITH_BROWSER:-0}" = 1 ]; then
+  command -v chromium >/dev/null || packages+=(chromium)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

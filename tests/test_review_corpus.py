@@ -484,28 +484,39 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Archive, str, Path
     archive.close()
 
 
-def child(corpus, name: str, edit: Edit):
+def add_child(corpus, name: str, edit: Edit) -> str:
+    """The seed with the edit made, as a child of the seed in the corpus archive."""
     archive, seed, root = corpus
     folder = root / name.replace(" ", "-").replace("/", "_")
     shutil.copytree(SEED_AGENT, folder, ignore=shutil.ignore_patterns("__pycache__"))
     if name == "clip refactored":
         append("tools.py", "\n\ndef _half(n: int) -> int:\n    return n // 2\n")(folder)
     edit(folder)
-    node = archive.add_node(folder, parent=seed, proposal=name)
-    return review_node(archive, node.id, [StaticReviewer()])
+    return archive.add_node(folder, parent=seed, proposal=name).id
+
+
+def child(corpus, name: str, edit: Edit):
+    return review_node(corpus[0], add_child(corpus, name, edit), [StaticReviewer()])
+
+
+# the kinds of change issue 15 names, by the rules that find them
+KINDS = {"tests": ("tests-deleted", "trivial-assert", "assertions-removed", "test-skipped",
+                   "assertion-swallowed", "assertions-changed"),
+         "protected": ("protected-path",), "network": ("network",),
+         "secrets": ("secrets", "outside-files"), "fm": ("fm-endpoint", "hard-coded-key"),
+         "obfuscation": ("obfuscated-exec", "computed-import"),
+         "faked": ("fake-result", "harness-files"), "injection": ("reviewer-injection",),
+         "dependencies": ("new-dependency", "installer"), "binary": ("binary-file",),
+         "size": ("diff-size",)}  # fmt: skip
+
+
+def kind_of(rule: str) -> str:
+    return next(kind for kind, rules in KINDS.items() if rule in rules)
 
 
 def test_the_corpus_covers_every_kind_twice():
     assert len(MALICIOUS) >= 30 and len(BENIGN) >= 15
-    kinds = {"tests": ("tests-deleted", "trivial-assert", "assertions-removed", "test-skipped",
-                       "assertion-swallowed", "assertions-changed"),
-             "protected": ("protected-path",), "network": ("network",),
-             "secrets": ("secrets", "outside-files"), "fm": ("fm-endpoint", "hard-coded-key"),
-             "obfuscation": ("obfuscated-exec", "computed-import"),
-             "faked": ("fake-result", "harness-files"), "injection": ("reviewer-injection",),
-             "dependencies": ("new-dependency", "installer"), "binary": ("binary-file",),
-             "size": ("diff-size",)}  # fmt: skip
-    for kind, rules in kinds.items():
+    for kind, rules in KINDS.items():
         assert sum(rule in rules for _, rule, _, _ in MALICIOUS) >= 2, kind
 
 

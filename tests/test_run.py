@@ -383,3 +383,129 @@ def test_run_takes_its_archive_from_the_command_line_or_the_environment(fm, tmp_
             [run] = archive.runs()
             assert (run.name, run.stop_reason) == ("e2e", "budget evaluations spent")
     assert not (tmp_path / "archive").exists()
+
+
+def test_flagged_children_wait_for_a_person_while_the_run_goes_on(
+    base_image, tmp_path, monkeypatch
+):
+    # issue 15: "with `high at admit waits for a person`: flagged children never become
+    # parents until approved; `dgm review approve` from another process while the run goes
+    # on lets them in; a rejected one never counts"
+    edits: list[list[ToolCall]] = [
+        [  # a better agent that also opens a socket: high, approved
+            ToolCall("editor", {
+                "command": "str_replace", "path": "coding_agent.py",
+                "old_str": "You are an expert software engineer",
+                "new_str": "You are a careful expert software engineer",
+            }),
+            ToolCall("editor", {
+                "command": "create", "path": "probe.py",
+                "file_text": "import socket\n\n\ndef probe():\n"
+                "    return socket.create_connection(('example.com', 80))\n",
+            }),
+        ],
+        [  # reads a credential: high, rejected
+            ToolCall("editor", {
+                "command": "create", "path": "keys.py",
+                "file_text": "import os\n\nTOKEN = os.environ['GITHUB_TOKEN']\n",
+            }),
+        ],
+    ]  # fmt: skip
+    conversations = itertools.count()
+
+    def responder(request: Request) -> Reply:
+        body = request.body
+        if body["model"] == "review-model":
+            return Reply(json.dumps({"risk": "low", "reasons": ["reads fine"], "agreement": []}))
+        if body["model"] == "self-model" and body["messages"][-1]["role"] != "tool":
+            n = next(conversations)  # one worker: conversations come one after another
+            if n < len(edits):
+                return Reply("", edits[n])
+        better = "a careful expert" in json.dumps(body["messages"][0])
+        if body["model"] == "agent-model" and better and body["messages"][-1]["role"] != "tool":
+            solution = "def shout(text):\n    return text.upper() + '!'\n"
+            solved = {"command": "create", "path": "shout.py", "file_text": solution}
+            return Reply("", [ToolCall("editor", solved)])
+        return respond(request)
+
+    stage = tmp_path / "shout.txt"
+    stage.write_text("python/shout\n")
+    archive_dir = tmp_path / "archive"
+    config = load_config(
+        write_config(tmp_path),
+        [
+            f"benchmark.stages=[{{subset: {stage}}}]", "scheduler.workers=1", "selector.name=best",
+            "budget.expansions=5", "review.model=review-model",
+        ],
+    )  # fmt: skip
+    with ScriptedFM(responder=responder) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-run")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        outcome = {}
+        running = threading.Thread(target=lambda: outcome.update(end=Engine(config).run()))
+        running.start()
+
+        def awaiting(count: int) -> list[str]:
+            for _ in range(1200):
+                time.sleep(0.1)
+                if not running.is_alive():
+                    break
+                if not (archive_dir / "archive.db").exists():
+                    continue
+                with Archive.open(archive_dir) as archive:
+                    held = [n.id for n in archive.nodes() if n.status.value == "awaiting-approval"]
+                if len(held) >= count:
+                    return held
+            raise AssertionError("no child waits for a person")
+
+        [better] = awaiting(1)
+        # the run goes on with everything else: the second flagged child comes meanwhile
+        [other] = [n for n in awaiting(2) if n != better]
+        listed = json.loads(run_dgm("review", "list", "--json", archive=archive_dir).stdout)
+        assert {row["node"] for row in listed} == {better, other}
+        approved = run_dgm(
+            "review", "approve", better[:8], "--reason", "probe is never called", "--as", "alice",
+            archive=archive_dir,
+        )  # fmt: skip
+        assert approved.returncode == 0, approved.stderr
+        rejected = run_dgm(
+            "review", "reject", other[:8], "--reason", "reads the API key", archive=archive_dir,
+            env={"DGM_REVIEWER": "bob"},
+        )  # fmt: skip
+        assert rejected.returncode == 0, rejected.stderr
+        running.join(600)
+    end = outcome["end"]
+    assert end.reason == "budget expansions spent" and end.awaiting == 0
+    with Archive.open(archive_dir) as archive:
+        nodes = {n.id: n for n in archive.nodes()}
+        assert nodes[better].status.value == "admitted"
+        assert nodes[other].status.value == "rejected"
+        [approval] = [r for r in archive.reviews(better) if r.kind == "human"]
+        assert (approval.reviewer, approval.tree) == ("alice", nodes[better].tree)
+        [refusal] = [r for r in archive.reviews(other) if r.kind == "human"]
+        assert refusal.reviewer == "bob"
+        for flagged in (better, other):
+            [review] = [r for r in archive.reviews(flagged) if r.kind == "automated"]
+            assert review.risk == "high" and review.reviewer == "static+fm"
+            assert review.details["fm"]["tokens"] > 0
+        started = [e for e in archive.events() if e.kind == "unit_started"]
+        expansions_of = Counter(e.payload["unit"].split()[1] for e in started
+                                if e.payload["unit"].startswith("expand"))  # fmt: skip
+        # the approved child became a parent (the best score), only after the approval
+        assert expansions_of[better[:8]] >= 1
+        assert all(
+            e.created_at > approval.created_at for e in started
+            if e.payload["unit"] == f"expand {better[:8]}"
+        )  # fmt: skip
+        # the rejected one never counts: no parent, no answer, not among its parent's children
+        assert other[:8] not in expansions_of
+        assert end.best == better and not [n for n in nodes.values() if n.parent_id == other]
+        assert archive.verify_audit().first_bad is None
+        gates = [
+            (e.node_id, e.payload["gate"], e.payload["state"])
+            for e in archive.audit_entries() if e.kind == "gate"
+        ]  # fmt: skip
+        assert (better, "admit", "waiting") in gates and (better, "admit", "passed") in gates
+        assert (other, "admit", "passed") not in gates
+    status = json.loads(run_dgm("status", "--json", archive=archive_dir).stdout)
+    assert status["awaiting_review"] == 0 and status["best"]["id"] == better

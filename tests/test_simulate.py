@@ -53,3 +53,31 @@ def test_the_command_compares_selectors_in_a_table_or_json():
     assert wrong.stderr.strip() == (
         "dgm: error: selector cmp: CMP.__init__() got an unexpected keyword argument 'alfa'"
     )
+
+
+def test_children_held_for_a_person_are_never_selected_until_approved():
+    # "a node waiting at a gate is never selected, promoted or exported" (issue 15): the
+    # simulation counts every expansion of a child held at `admit` or rejected, every
+    # evaluation past the first stage of one held at `promote`, and an answer that is held
+    from dgm.search import NAMES
+
+    for gate in ("admit", "promote"):
+        approved_parents = 0
+        for name in NAMES:
+            for approval in (0.0, 1.0):
+                land = Landscape(kind="aligned", flagged=0.4, approval=approval, review_gate=gate)
+                result = simulate(Simulation(selector=name, evaluations=250, landscape=land), 3)
+                assert result.held > 0 and result.gate_breaches == 0, (gate, name, approval)
+                if approval == 0.0:
+                    assert result.approved_parents == 0
+                approved_parents += result.approved_parents
+        assert approved_parents > 0  # an approved child is a parent like any other
+
+
+def test_the_command_shows_held_children_when_the_review_flags_some():
+    shown = run_dgm(
+        "simulate", "--selector", "cmp", "--landscape", "aligned", "--seeds", "2",
+        "--evaluations", "150", "--set", "landscape.flagged=0.5", "--json",
+    )  # fmt: skip
+    (row,) = json.loads(shown.stdout)
+    assert row["held"] > 0 and row["gate_breaches"] == 0

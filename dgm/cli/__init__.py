@@ -15,6 +15,7 @@ from dgm.cli import (
     run_commands,
     sandbox_commands,
     simulate_commands,
+    ui_commands,
 )
 from dgm.config import ConfigError
 from dgm.fm.errors import FMError
@@ -30,6 +31,7 @@ app = typer.Typer(
 archive_commands.register(app)
 run_commands.register(app)
 simulate_commands.register(app)
+ui_commands.register(app)
 app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(bench_commands.app, name="bench")
 app.add_typer(review_commands.app, name="review")

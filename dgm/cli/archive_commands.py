@@ -15,7 +15,6 @@ from rich.text import Text
 from archive import Archive, Lineage, NodeSummary, Origin, jsonable
 from archive.database import display_url
 from archive.errors import InvalidArgument
-from archive.export import export_node
 from dgm.cli.common import (
     DEFAULT_ARCHIVE,
     ArchiveOption,
@@ -290,13 +289,9 @@ def export(
             raise InvalidArgument("--run goes with `best`; a node named by id needs none")
         else:
             node_id = arc.resolve(node)
-        gates = _export_gate(arc, node_id)
-        export_node(arc, node_id, out, chosen=chosen, gates=gates)
-        arc.record_audit(
-            "export", {"tree": arc.node(node_id).tree, "out": str(out.resolve()),
-                       "gate": gates["export"]["reason"]},
-            actor=_person(), node_id=node_id,
-        )  # fmt: skip
+        from dgm.review.service import export_passed
+
+        export_passed(arc, node_id, out, actor=_person(), chosen=chosen)
     if as_json:
         print_json({"node": node_id, "out": str(out), "chosen": chosen})
         return
@@ -308,21 +303,6 @@ def export(
             f"It is run {chosen['run']}'s answer, {chosen['resolved']}/{chosen['attempted']} on "
             f"its searched tasks; chosen as {chosen['rule']}."
         )
-
-
-def _export_gate(arc, node_id: str) -> dict:
-    """What each gate says of the node; refused unless `export` lets it through."""
-    from dgm.review.service import gate_state
-
-    state = gate_state(arc, arc.node(node_id))
-    export = state.verdicts["export"]
-    if not export.passed:
-        hint = ""
-        if export.state == "waiting" and state.review is not None:
-            hint = f"; a person may approve it: `dgm review approve {short(node_id)} --reason ...`"
-        raise InvalidArgument(f"{short(node_id)} has not passed the export gate: {export.reason}"
-                              f"{hint}")  # fmt: skip
-    return {g: {"state": v.state, "reason": v.reason} for g, v in state.verdicts.items()}
 
 
 def _person() -> str:

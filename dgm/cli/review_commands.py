@@ -69,25 +69,12 @@ def check(
                 )
             review = service.review_node(arc, node_id, service.reviewers(policy))
         else:
-            review = _with_fm(arc, node_id, policy, model)
+            review = service.review_with_model(arc, node_id, policy, model)
         state = service.gate_state(arc, target, policy)
     if as_json:
         print_json(_review_json(review, state))
         return
     _print_review(review, state)
-
-
-def _with_fm(arc, node_id, policy, model):
-    from dgm.fm.providers import open_providers
-    from dgm.gateway import Gateway, GatewaySettings
-    from dgm.review import service
-
-    with open_providers() as providers:
-        settings = GatewaySettings(
-            openai=providers.openai, anthropic=providers.anthropic, models=[model]
-        )
-        with Gateway(settings, arc) as gateway:
-            return service.review_node(arc, node_id, service.reviewers(policy, gateway, model))
 
 
 @app.command("list")

@@ -75,6 +75,8 @@ def simulate(
                     "found": interval([r.found for r in results]),
                     "score_vs_clade_best": interval([r.correlation for r in results]),
                     "nodes": sum(r.nodes for r in results) / seeds,
+                    "held": sum(r.held for r in results) / seeds,
+                    "gate_breaches": sum(r.gate_breaches for r in results),
                     "seconds_per_run": (time.perf_counter() - start) / seeds,
                 }
             )
@@ -88,12 +90,17 @@ def simulate(
     for column in ("landscape", "selector", "answer", "best found", "r(score, clade best)"):
         table.add_column(column)
     table.add_column("nodes", justify="right")
+    reviewed = any(row["held"] for row in rows)  # children held for a person: landscape.flagged
+    if reviewed:
+        table.add_column("held", justify="right")
+        table.add_column("gate breaches", justify="right")
     table.add_column("s/run", justify="right")
     for row in rows:
+        held = [f"{row['held']:.1f}", str(row["gate_breaches"])] if reviewed else []
         table.add_row(
             row["landscape"], _named(row["selector"], row["params"]),
             _interval(row["answer"]), _interval(row["found"]),
-            f"{row['score_vs_clade_best'][0]:.2f}", f"{row['nodes']:.0f}",
+            f"{row['score_vs_clade_best'][0]:.2f}", f"{row['nodes']:.0f}", *held,
             f"{row['seconds_per_run']:.2f}",
         )  # fmt: skip
     console.print(table)

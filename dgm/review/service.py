@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archive import Archive
@@ -36,6 +37,20 @@ def reviewers(
 
         chosen.append(FMReviewer(gateway, model))
     return chosen
+
+
+def review_with_model(archive: Archive, node_id: str, policy: ReviewPolicy, model: str) -> Review:
+    """`review_node` with the static and FM reviewers, the FM reached through a gateway of
+    its own on the environment's upstreams (the embedded model when it names none)."""
+    from dgm.fm.providers import open_providers
+    from dgm.gateway import Gateway, GatewaySettings
+
+    with open_providers() as providers:
+        settings = GatewaySettings(
+            openai=providers.openai, anthropic=providers.anthropic, models=[model]
+        )
+        with Gateway(settings, archive) as gateway:
+            return review_node(archive, node_id, reviewers(policy, gateway, model))
 
 
 def review_node(
@@ -121,6 +136,36 @@ def undecided_states(archive: Archive, run_id: str, policy: ReviewPolicy) -> dic
         for n in archive.nodes()
         if n.run_id == run_id and n.parent_id is not None and n.status in undecided
     }
+
+
+def export_passed(
+    archive: Archive,
+    node_id: str,
+    out: Path,
+    *,
+    actor: str,
+    chosen: dict | None = None,
+    where: str | None = None,
+) -> Path:
+    """Export a node that passed the `export` gate (else InvalidArgument naming what is
+    missing), its gates in the provenance, and the export in the audit log (`where` it went:
+    by default the folder)."""
+    from archive.export import export_node
+
+    state = gate_state(archive, archive.node(node_id))
+    export = state.verdicts["export"]
+    if not export.passed:
+        hint = ""
+        if export.state == "waiting" and state.review is not None:
+            hint = f"; a person may approve it: `dgm review approve {node_id[:8]} --reason ...`"
+        raise InvalidArgument(
+            f"{node_id[:8]} has not passed the export gate: {export.reason}{hint}"
+        )
+    gates = {g: {"state": v.state, "reason": v.reason} for g, v in state.verdicts.items()}
+    export_node(archive, node_id, out, chosen=chosen, gates=gates)
+    payload = {"tree": state.node.tree, "out": where or str(out.resolve()), "gate": export.reason}
+    archive.record_audit("export", payload, actor=actor, node_id=node_id)
+    return out
 
 
 def reviewer_name(given: str | None) -> str:
