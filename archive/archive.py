@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from archive import audit, database
@@ -53,6 +53,7 @@ from archive.records import (
     Origin,
     Review,
     Run,
+    RunLease,
     Score,
 )
 from archive.schema import (
@@ -64,6 +65,7 @@ from archive.schema import (
     node_scores,
     nodes,
     reviews,
+    run_leases,
     runs,
 )
 
@@ -262,6 +264,65 @@ class Archive:
             )
             self._event(
                 conn, EventKind.RUN_FINISHED, {"status": status, "reason": reason}, run_id=run_id
+            )
+
+    # -- who holds a run ---------------------------------------------------------------------
+
+    def _clock(self, conn: Connection) -> datetime:
+        """Now by the database's clock where it has one (schedulers on several machines
+        compare heartbeats by one clock), else this machine's."""
+        if conn.dialect.name == "postgresql":
+            return conn.execute(select(func.now())).scalar_one().astimezone(UTC)
+        return _now()
+
+    def lease(self, run_id: str) -> RunLease | None:
+        """The run's lease, with how long its holder has been silent; None: nobody holds it."""
+        with self._read() as conn:
+            row = conn.execute(select(run_leases).where(run_leases.c.run_id == run_id)).first()
+            if row is None:
+                return None
+            silent = (self._clock(conn) - row.heartbeat_at).total_seconds()
+        return RunLease(**row._mapping, silent_s=max(0.0, silent))
+
+    def claim_lease(
+        self, run_id: str, holder: str, host: str, pid: int, *, replacing: str | None
+    ) -> bool:
+        """Take the run's lease: a free one (`replacing` None), or the one `replacing` held
+        (a dead scheduler's). False when another claimant got there first."""
+        with self._write() as conn:
+            now = self._clock(conn)
+            row = {"holder": holder, "host": host, "pid": pid, "acquired_at": now,
+                   "heartbeat_at": now}  # fmt: skip
+            if replacing is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(run_leases), {"run_id": run_id, **row})
+                except IntegrityError:
+                    return False
+                return True
+            taken = conn.execute(
+                update(run_leases)
+                .where(run_leases.c.run_id == run_id, run_leases.c.holder == replacing)
+                .values(**row)
+            )
+            return taken.rowcount == 1
+
+    def renew_lease(self, run_id: str, holder: str) -> bool:
+        """The holder's heartbeat; False when the lease is no longer its own."""
+        with self._write() as conn:
+            renewed = conn.execute(
+                update(run_leases)
+                .where(run_leases.c.run_id == run_id, run_leases.c.holder == holder)
+                .values(heartbeat_at=self._clock(conn))
+            )
+            return renewed.rowcount == 1
+
+    def drop_lease(self, run_id: str, holder: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                delete(run_leases).where(
+                    run_leases.c.run_id == run_id, run_leases.c.holder == holder
+                )
             )
 
     def runs(self) -> list[Run]:

@@ -23,6 +23,10 @@ class ArchiveBusy(ArchiveError):
     """The database is locked by another process."""
 
 
+class RunHeld(ArchiveError):
+    """Another scheduler holds the run."""
+
+
 class DatabaseUnavailable(ArchiveError):
     pass
 

@@ -129,6 +129,20 @@ class Run:
 
 
 @dataclass(frozen=True)
+class RunLease:
+    """Who holds a run: a scheduler process, its host, and how long since its heartbeat (by
+    the database's clock)."""
+
+    run_id: str
+    holder: str
+    host: str
+    pid: int
+    acquired_at: datetime
+    heartbeat_at: datetime
+    silent_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class Node:
     id: str
     parent_id: str | None

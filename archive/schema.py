@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 # The newest migration; an archive stamped with anything else is upgraded or refused.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 metadata = MetaData(
     naming_convention={
@@ -67,6 +67,18 @@ runs = Table(
     Column("stop_reason", Text),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
+)
+
+# the scheduler that holds a run: one at a time, proven alive by its heartbeat
+run_leases = Table(
+    "run_leases",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
 )
 
 nodes = Table(

@@ -99,6 +99,9 @@ class SchedulerConfig(Strict):
     workers: int = Field(2, ge=1)
     generation_size: int = Field(2, ge=1)
     """Expansions per generation (generational mode)."""
+    lease_s: float = Field(60.0, ge=1)
+    """How long the scheduler holding a run may be silent (heartbeats every sixth of it)
+    before another `dgm run`, on any machine, may take the run over."""
 
 
 class SandboxConfig(SandboxSettings):

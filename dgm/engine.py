@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from archive import Archive
-from archive.errors import DiskFull, is_disk_full
+from archive.errors import DiskFull, RunHeld, is_disk_full
 from archive.events import EventKind, RunTasks
 from archive.records import HELD_OUT_STAGE, NodeStatus, Origin, Run
 from benchmarks.registry import open_benchmark, subset_tasks
@@ -33,6 +33,7 @@ from dgm.fm.providers import open_providers
 from dgm.gateway import Budget as GatewayBudget
 from dgm.gateway import Gateway, GatewaySettings, Spend
 from dgm.review.service import HELD_GATES, undecided_states
+from dgm.run_lease import Lease
 from dgm.run_log import RunLog
 from dgm.run_population import run_population
 from dgm.sandbox_pool import SandboxPool
@@ -41,6 +42,7 @@ from dgm.search import Decision, Expanded, Member, Outcome, Search, Stage, Unit,
 from sandbox.factory import open_sandbox
 
 log = logging.getLogger(__name__)
+LEASE_LOST = "lease lost"
 DECISION_POLL_S = 1.0  # how often a running search looks for people's decisions
 
 
@@ -74,6 +76,7 @@ class Engine:
         self._last_decision = 0
         self._next_poll = 0.0
         self._unreviewed: list[str] = []
+        self._lease: Lease | None = None
 
     @property
     def in_flight(self) -> list[Unit]:
@@ -122,6 +125,11 @@ class Engine:
                 policy.expansions_left = max(0, c.budget.expansions - made)
             self._decide(policy.decisions())  # members a crash left done but undecided
             report, held_out = self._search(policy, stage_of, tasks["held_out"])
+            if self._stopped_by == LEASE_LOST:  # the run's rows are the new holder's now
+                raise RunHeld(
+                    f"run {c.name!r} was taken over by another scheduler; this one stopped "
+                    "and recorded none of its units in flight"
+                )
             status = "stopped" if report.reason in ("interrupted", "terminated") else "finished"
             archive.finish_run(run.id, status, report.reason)
             self.log.line(EventKind.RUN_FINISHED, status=status, reason=report.reason)
@@ -140,6 +148,8 @@ class Engine:
         finally:
             if self.log:
                 self.log.close()
+            if self._lease is not None:
+                self._lease.release()
             archive.close()
 
     def _tasks(self) -> tuple[list[Stage], RunTasks, dict[str, str]]:
@@ -167,6 +177,7 @@ class Engine:
         c = self.config
         existing = [r for r in archive.runs() if r.name == c.name]
         if existing:
+            self._hold(existing[-1])  # before anything of it is touched
             _reap(existing[-1].id)  # the sandboxes a killed process of it left behind
             run, self._start_kind = (
                 archive.resume_run(existing[-1].id, tasks),
@@ -176,10 +187,25 @@ class Engine:
             raise ConfigError(f"no run named {c.name!r} in {archive.root} to resume")
         else:
             run = archive.create_run(c.name, dump_config(c), tasks)
+            self._hold(run)
             self._start_kind = EventKind.RUN_STARTED
         if not any(n.run_id == run.id for n in archive.nodes()):
             archive.add_node(Path(c.seed_agent or SEED_AGENT), origin=Origin.SEED, run_id=run.id)
         return run
+
+    def _hold(self, run: Run) -> None:
+        """Take the run's lease (RunHeld names who has it) and keep it while this runs."""
+        self._lease = Lease(
+            self.archive, run.id, run.name, lease_s=self.config.scheduler.lease_s,
+            on_lost=self._lease_lost,
+        )  # fmt: skip
+        self._lease.take()
+
+    def _lease_lost(self) -> None:
+        """Another scheduler holds the run now: stop at once, recording nothing more."""
+        self._stopped_by = LEASE_LOST
+        if self._scheduler is not None:
+            self._scheduler.stop(LEASE_LOST, abandon=True)
 
     def _search(
         self, policy: Search, stage_of: dict[str, str], held: list[str]
@@ -228,7 +254,7 @@ class Engine:
                     if report.reason == "nothing left to do" and policy.expansions_left == 0:
                         report.reason = "budget expansions spent"
                     held_out = None
-                    if held and report.reason not in ("interrupted", "terminated"):
+                    if held and report.reason not in ("interrupted", "terminated", LEASE_LOST):
                         held_out = self._held_out(held)
                         if self._stopped_by:  # cut short: no figure to report
                             report.reason, held_out = self._stopped_by, None

@@ -94,4 +94,10 @@ def status_of(archive: Archive, run: Run) -> dict[str, Any]:
         # each budget line: what it allows (wall clock in seconds) and what is spent
         "budget": {k: {"limit": v.limit, "spent": v.spent} for k, v in lines.items()},
         "awaiting_review": sum(n.status is NodeStatus.AWAITING_APPROVAL for n in run_nodes),
+        # the scheduler holding the run, if any: a running run with none was killed
+        "held_by": (
+            {"host": lease.host, "pid": lease.pid, "silent_s": round(lease.silent_s, 1)}
+            if (lease := archive.lease(run.id))
+            else None
+        ),
     }

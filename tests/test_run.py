@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -265,22 +266,38 @@ def test_ctrl_c_finishes_the_units_in_flight_and_the_run_continues(base_image, f
     assert (status["state"], status["reason"]) == ("finished", "budget expansions spent")
 
 
-def test_a_second_ctrl_c_abandons_the_units_in_flight_and_they_run_again(base_image, tmp_path):
+@contextlib.contextmanager
+def stalled_fm() -> Iterator[tuple[ScriptedFM, threading.Event]]:
+    """The scripted FM holding every agent call until the event is set."""
     release = threading.Event()
 
-    def stalled(request: Request) -> Reply:  # the agent waits on its FM until released
+    def stalled(request: Request) -> Reply:
         if request.body["model"] == "agent-model":
             release.wait(120)
         return respond(request)
 
     with ScriptedFM(responder=stalled) as fm:
+        try:
+            yield fm, release
+        finally:
+            release.set()
+
+
+def until_agents_wait(fm: ScriptedFM, count: int = 2) -> None:
+    """Until `count` agents (both workers' by default) are waiting on the FM."""
+    for _ in range(1200):
+        if sum(r.body["model"] == "agent-model" for r in fm.requests) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{count} agents never called the FM")
+
+
+def test_a_second_ctrl_c_abandons_the_units_in_flight_and_they_run_again(base_image, tmp_path):
+    with stalled_fm() as (fm, release):
         env = {**os.environ, "OPENAI_API_KEY": "sk-run", "OPENAI_BASE_URL": fm.openai_base_url}
         config = write_config(tmp_path)
         process = subprocess.Popen([DGM, "run", str(config)], env=env, stderr=subprocess.PIPE)
-        for _ in range(1200):  # until both workers' agents are waiting on the FM
-            if sum(r.body["model"] == "agent-model" for r in fm.requests) >= 2:
-                break
-            time.sleep(0.05)
+        until_agents_wait(fm)
         process.send_signal(signal.SIGINT)
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)

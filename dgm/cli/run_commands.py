@@ -113,6 +113,12 @@ def status(
         f"run {found['name']} ({found['id'][:8]}): {found['state']}"
         + (f", {found['reason']}" if found["reason"] else "")
     )
+    if held := found["held_by"]:
+        console.print(
+            f"held by {held['host']} (pid {held['pid']}), heard from {held['silent_s']:.0f} s ago"
+        )
+    elif found["state"] == "running":
+        console.print("no scheduler holds it (killed?): run its config again to continue")
     console.print(f"units done {found['units_done']}, in flight {found['in_flight']}")
     best, chosen = found["best"], found["selector"]
     by = chosen["name"] + "".join(f" {k}={v}" for k, v in chosen["params"].items())
@@ -122,9 +128,9 @@ def status(
         if best
         else f"best node: none yet (selector {by})"
     )
-    if held := found["held_out"]:
+    if held_out := found["held_out"]:
         console.print(
-            f"held-out answer {held['id'][:8]} {held['resolved']}/{held['attempted']}"
+            f"held-out answer {held_out['id'][:8]} {held_out['resolved']}/{held_out['attempted']}"
             " on tasks the search never saw"
         )
     spend = found["spend"]
