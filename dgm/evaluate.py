@@ -6,6 +6,10 @@ recorded for this node at no cost, unless more attempts are asked for.
 
 An agent that runs out of time or memory is judged on what it had written by then: a patch is
 graded, no patch is a counted `timeout`. Only the harness failing is an `error`.
+
+`attempt` is the part that needs no archive (the agent's files in, the result out), so it can
+run wherever the sandbox is; `evaluate` looks up what is known, checks the agent out and
+records what `attempt` brings back.
 """
 
 from __future__ import annotations
@@ -62,18 +66,42 @@ def evaluate(
         )  # fmt: skip
         return archive.record_evaluations(node_id, [reused], run_id=run_id)[0]
 
+    with tempfile.TemporaryDirectory(prefix="dgm-agent-") as tmp:
+        agent = Path(tmp) / "agent"
+        archive.git.checkout(node.commit, agent)
+        result = attempt(
+            agent, benchmark, task, node_id=node_id, gateway=gateway, new_sandbox=new_sandbox,
+            model=model, sandbox_settings=sandbox_settings, limits=limits, stage=stage,
+        )  # fmt: skip
+    return archive.record_evaluations(node_id, [result], run_id=run_id)[0]
+
+
+def attempt(
+    agent: Path,
+    benchmark: Benchmark,
+    task: str,
+    *,
+    node_id: str,
+    gateway: Gateway,
+    new_sandbox: Callable[[SandboxSettings], Sandbox],
+    model: str,
+    sandbox_settings: SandboxSettings | None = None,
+    limits: AgentLimits = AgentLimits(),
+    stage: str = "default",
+) -> EvaluationResult:
+    """One attempt of the agent in `agent` (its files) at the task, graded: the result to
+    record, with no archive involved (a harness failure is an `error` result)."""
     start = time.monotonic()
     box = (sandbox_settings or SandboxSettings()).model_copy(
         update={"gateway_socket": gateway.socket_path}
     )
 
-    def harness_error(reason: str) -> Evaluation:
-        failed = EvaluationResult(
+    def harness_error(reason: str) -> EvaluationResult:
+        return EvaluationResult(
             benchmark.name, task, EvalStatus.ERROR, stage=stage,
             duration_s=time.monotonic() - start, cost_usd=0.0, model=model, limits=limits.key,
             log=reason.encode(),
         )  # fmt: skip
-        return archive.record_evaluations(node_id, [failed], run_id=run_id)[0]
 
     with tempfile.TemporaryDirectory(prefix="dgm-eval-") as tmp:
         try:
@@ -83,8 +111,6 @@ def evaluate(
             repo = task_repository(benchmark, task, Path(tmp) / "repo")
         except BenchmarkError as error:
             return harness_error(str(error))
-        agent = Path(tmp) / "agent"
-        archive.git.checkout(node.commit, agent)
         lease = gateway.open_unit(f"evaluate:{node_id[:8]}:{task}", node_id=node_id)
         try:
             with new_sandbox(box) as sandbox:
@@ -110,10 +136,9 @@ def evaluate(
         if ran_out:
             log = f"the agent ran out of {ran_out}; the patch it had written was graded\n{log}"
     log += run.notes()
-    result = EvaluationResult(
+    return EvaluationResult(
         benchmark.name, task, status, stage=stage, duration_s=time.monotonic() - start,
         cost_usd=spent.usd, model=model, limits=limits.key, log=log.encode(),
         patch=run.patch.encode(), trajectory=run.trajectory,
         findings=tuple(asdict(f) for f in findings),
     )  # fmt: skip
-    return archive.record_evaluations(node_id, [result], run_id=run_id)[0]
