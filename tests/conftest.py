@@ -14,6 +14,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -141,6 +142,32 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+UI_TOKEN = "reviewer-token-for-the-tests"
+
+
+@contextmanager
+def ui_server(archive: Path, *, host: str = "127.0.0.1") -> Iterator[str]:
+    """`dgm ui` in its own process, as a user starts it (token UI_TOKEN); its base URL once
+    it answers."""
+    port = _free_port()
+    env = {**os.environ, "DGM_UI_TOKEN": UI_TOKEN}
+    argv = [DGM, "ui", "--archive", str(archive), "--host", host, "--port", str(port)]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/login", timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None, process.stderr.read().decode()
+                time.sleep(0.05)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 @pytest.fixture(scope="session")

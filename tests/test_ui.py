@@ -13,7 +13,6 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,35 +22,13 @@ from archive import Archive
 from archive.records import NodeStatus
 from dgm.config import load_config
 from dgm.engine import Engine
-from tests.conftest import DGM, _free_port, run_dgm
+from tests.conftest import DGM, UI_TOKEN, _free_port, run_dgm, ui_server
 from tests.lineage_archive import build_lineage
 from tests.scripted_fm import Reply, Request, ScriptedFM, ToolCall
 from tests.test_run import respond, write_config
 
 CHROMIUM = "/usr/bin/chromium"
-TOKEN = "reviewer-token-for-the-tests"
-
-
-@contextmanager
-def ui_server(archive: Path, *, host: str = "127.0.0.1") -> Iterator[str]:
-    """`dgm ui` in its own process, as a user starts it; its base URL once it answers."""
-    port = _free_port()
-    env = {**os.environ, "DGM_UI_TOKEN": TOKEN}
-    argv = [DGM, "ui", "--archive", str(archive), "--host", host, "--port", str(port)]
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                requests.get(base + "/login", timeout=1)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None, process.stderr.read().decode()
-                time.sleep(0.05)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(10)
+TOKEN = UI_TOKEN
 
 
 @pytest.fixture(scope="module")

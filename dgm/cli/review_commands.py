@@ -89,33 +89,28 @@ def list_(
     from dgm.review import service
 
     with open_archive(archive) as arc:
-        rows = []
-        policies = {}  # one read of each run's config
-        for n in arc.nodes():
-            if n.parent_id is None or not (all_ or n.status is NodeStatus.AWAITING_APPROVAL):
-                continue
-            if n.run_id not in policies:
-                policies[n.run_id] = service.policy_of(arc, n)
-            state = service.gate_state(arc, n, policies[n.run_id])
-            if all_ and state.review is None:
-                continue
-            rows.append((n, state))
+        chosen = [
+            n for n in arc.nodes()
+            if n.parent_id is not None and (all_ or n.status is NodeStatus.AWAITING_APPROVAL)
+        ]  # fmt: skip
+        states = service.gate_states(arc, chosen)
+    rows = [s for s in states if not (all_ and s.review is None)]
     if as_json:
-        print_json([_row_json(n, s) for n, s in rows])
+        print_json([_row_json(s) for s in rows])
         return
     if not rows:
         console.print("nothing waits for a person" if not all_ else "no node has been reviewed")
         return
     table = Table("node", "status", "risk", "findings", "admit", "promote", "export", "summary")
-    for n, s in rows:
+    for s in rows:
         findings = len(s.review.findings or []) if s.review else 0
         table.add_row(
-            short(n.id),
-            n.status.value,
+            short(s.node.id),
+            s.node.status.value,
             _risk(s),
             str(findings),
             *(s.verdicts[g].state for g in ("admit", "promote", "export")),
-            escape(n.summary),
+            escape(s.node.summary),
         )
     console.print(table)
 
@@ -132,17 +127,16 @@ def show(node: NodeArgument, archive: ArchiveOption = DEFAULT_ARCHIVE, as_json: 
         state = service.gate_state(arc, n)
         diff = arc.git.diff(arc.node(n.parent_id).commit, n.commit) if n.parent_id else ""
         scores = arc.scores(node_id)
-        history = arc.reviews(node_id)
     diagnosis = n.meta.get("diagnosis")
     if as_json:
         print_json(
             {
-                **_row_json(n, state),
+                **_row_json(state),
                 "diff": diff,
                 "diagnosis": diagnosis,
                 "problem_statement": n.meta.get("problem_statement"),
                 "scores": scores,
-                "reviews": history,
+                "reviews": state.reviews,
             }
         )
         return
@@ -158,7 +152,7 @@ def show(node: NodeArgument, archive: ArchiveOption = DEFAULT_ARCHIVE, as_json: 
     )
     for gate, v in state.verdicts.items():
         console.print(f"[bold]{gate}[/] {v.state}: {escape(v.reason)}")
-    for r in history:
+    for r in state.reviews:
         who = f"{r.reviewer} ({r.kind})"
         console.print(
             f"[bold]review[/] {r.created_at:%Y-%m-%d %H:%M} {escape(who)}: "
@@ -263,7 +257,8 @@ def _score(score) -> str:
     return f"{score.resolved}/{score.attempted}" if score.attempted else "-"
 
 
-def _row_json(n, state) -> dict:
+def _row_json(state) -> dict:
+    n = state.node
     return {
         "node": n.id,
         "parent": n.parent_id,
@@ -271,14 +266,14 @@ def _row_json(n, state) -> dict:
         "tree": n.tree,
         "risk": state.review.risk if state.review else None,
         "findings": state.review.findings if state.review else [],
-        "gates": {g: {"state": v.state, "reason": v.reason} for g, v in state.verdicts.items()},
+        "gates": state.verdicts_json(),
         "decision": state.decision,
         "summary": n.summary,
     }
 
 
 def _review_json(review, state) -> dict:
-    return {**_row_json(state.node, state), "review": review}
+    return {**_row_json(state), "review": review}
 
 
 def _print_review(review, state) -> None:

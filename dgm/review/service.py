@@ -5,6 +5,7 @@ gate says of a node; a person's decision."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,15 +100,28 @@ def findings_of(review: Review) -> list[Finding]:
 class GateState:
     node: Node
     review: Review | None
+    """The latest automated review."""
     decision: Review | None
+    """The latest person's decision."""
     verdicts: dict[Gate, Verdict]
+    reviews: list[Review]
+    """Every review and decision of the node, oldest first."""
 
     @property
     def risk(self) -> Risk | None:
         return Risk(self.review.risk) if self.review and self.review.risk else None
 
+    @property
+    def reviewed(self) -> bool:
+        """The node's own code has an automated review: a person may decide on it."""
+        return self.review is not None and self.review.tree == self.node.tree
+
     def waits(self) -> frozenset[str]:
         return frozenset(g for g, v in self.verdicts.items() if v.state == "waiting")
+
+    def verdicts_json(self) -> dict[str, dict[str, str]]:
+        """What each gate says, as provenance, `dgm review` and the web UI show it."""
+        return {g: {"state": v.state, "reason": v.reason} for g, v in self.verdicts.items()}
 
 
 def policy_of(archive: Archive, node: Node) -> ReviewPolicy:
@@ -124,18 +138,32 @@ def gate_state(archive: Archive, node: Node, policy: ReviewPolicy | None = None)
     review = next((r for r in reversed(reviews) if r.kind == "automated"), None)
     decision = next((r for r in reversed(reviews) if r.kind == "human"), None)
     verdicts = {g: verdict(policy, g, node, review, decision) for g in GATES}
-    return GateState(node, review, decision, verdicts)
+    return GateState(node, review, decision, verdicts, reviews)
+
+
+def gate_states(
+    archive: Archive, nodes: Iterable[Node], policy: ReviewPolicy | None = None
+) -> list[GateState]:
+    """Each node's gate state under `policy`, or else its run's own (each run's config
+    read once)."""
+    policies: dict[str | None, ReviewPolicy] = {}
+    states = []
+    for node in nodes:
+        if policy is None and node.run_id not in policies:
+            policies[node.run_id] = policy_of(archive, node)
+        states.append(gate_state(archive, node, policy or policies[node.run_id]))
+    return states
 
 
 def undecided_states(archive: Archive, run_id: str, policy: ReviewPolicy) -> dict[str, GateState]:
     """The gates' state of a run's children still in play (pending or waiting): what a run
     resumes with."""
     undecided = (NodeStatus.PENDING, NodeStatus.AWAITING_APPROVAL)
-    return {
-        n.id: gate_state(archive, n, policy)
-        for n in archive.nodes()
+    nodes = [
+        n for n in archive.nodes()
         if n.run_id == run_id and n.parent_id is not None and n.status in undecided
-    }
+    ]  # fmt: skip
+    return {state.node.id: state for state in gate_states(archive, nodes, policy)}
 
 
 def export_passed(
@@ -161,7 +189,7 @@ def export_passed(
         raise InvalidArgument(
             f"{node_id[:8]} has not passed the export gate: {export.reason}{hint}"
         )
-    gates = {g: {"state": v.state, "reason": v.reason} for g, v in state.verdicts.items()}
+    gates = state.verdicts_json()
     export_node(archive, node_id, out, chosen=chosen, gates=gates)
     payload = {"tree": state.node.tree, "out": where or str(out.resolve()), "gate": export.reason}
     archive.record_audit("export", payload, actor=actor, node_id=node_id)
@@ -185,7 +213,7 @@ def decide(archive: Archive, node_id: str, *, approve: bool, who: str, reason: s
     if not reason.strip():
         raise InvalidArgument("give the reason for the decision with --reason")
     state = gate_state(archive, node)
-    if state.review is None or state.review.tree != node.tree:
+    if not state.reviewed:
         raise InvalidArgument(
             f"{node.id[:8]} has not been reviewed; run `dgm review check {node.id[:8]}` first"
         )

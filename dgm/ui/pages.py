@@ -67,26 +67,18 @@ def live_state(arc: Archive, run_id: str) -> dict[str, Any]:
 
 def in_flight(arc: Archive, run_id: str) -> list[dict[str, Any]]:
     """Units started since the run last (re)started that have not finished or failed."""
+    # whatever was in flight before the run last (re)started died with its process
+    last_start = arc.last_event(run_id, EventKind.RUN_STARTED, EventKind.RUN_RESUMED)
+    after = last_start.id if last_start else 0
     started: dict[str, list[datetime]] = {}
-    kinds = {
-        EventKind.RUN_STARTED,
-        EventKind.RUN_RESUMED,
-        EventKind.UNIT_STARTED,
-        EventKind.UNIT_FINISHED,
-        EventKind.UNIT_FAILED,
-    }
-    after = 0
     while batch := arc.events(run_id=run_id, after=after, limit=5000):
         after = batch[-1].id
         for e in batch:
-            if e.kind not in kinds:
-                continue
-            if e.kind in (EventKind.RUN_STARTED, EventKind.RUN_RESUMED):
-                started.clear()  # whatever was in flight before died with its process
-            elif e.kind == EventKind.UNIT_STARTED:
-                started.setdefault(e.payload["unit"], []).append(e.created_at)
-            elif started.get(e.payload["unit"]):
-                started[e.payload["unit"]].pop(0)
+            unit = e.payload.get("unit")
+            if e.kind == EventKind.UNIT_STARTED:
+                started.setdefault(unit, []).append(e.created_at)
+            elif e.kind in (EventKind.UNIT_FINISHED, EventKind.UNIT_FAILED) and started.get(unit):
+                started[unit].pop(0)
     now = datetime.now(UTC)
     return [
         {"unit": unit, "since": at, "seconds": round((now - at).total_seconds(), 1)}
@@ -220,12 +212,11 @@ def node_page(arc: Archive, node_id: str) -> dict[str, Any]:
         "review": state.review,
         "findings": service.findings_of(state.review) if state.review else [],
         "decision": state.decision,
-        "reviews": arc.reviews(node_id),
-        "gates": {g: {"state": v.state, "reason": v.reason} for g, v in state.verdicts.items()},
+        "reviews": state.reviews,
+        "gates": state.verdicts_json(),
         "decidable": node.parent_id is not None
         and node.status is not NodeStatus.REJECTED
-        and state.review is not None
-        and state.review.tree == node.tree,
+        and state.reviewed,
     }
 
 
@@ -260,13 +251,9 @@ def compare_page(arc: Archive, a: str, b: str) -> dict[str, Any]:
 def queue_page(arc: Archive) -> dict[str, Any]:
     """Nodes waiting for a person, oldest first, with what each gate says."""
     waiting = []
-    policies: dict[str | None, Any] = {}
-    for n in arc.nodes():
-        if n.status is not NodeStatus.AWAITING_APPROVAL:
-            continue
-        if n.run_id not in policies:
-            policies[n.run_id] = service.policy_of(arc, n)
-        state = service.gate_state(arc, n, policies[n.run_id])
+    held = [n for n in arc.nodes() if n.status is NodeStatus.AWAITING_APPROVAL]
+    for state in service.gate_states(arc, held):
+        n = state.node
         waiting.append(
             {
                 "node": n.id,
@@ -276,7 +263,7 @@ def queue_page(arc: Archive) -> dict[str, Any]:
                 "risk": state.review.risk if state.review else None,
                 "findings": len(state.review.findings or []) if state.review else 0,
                 "gates": {g: v.state for g, v in state.verdicts.items()},
-                "decidable": state.review is not None and state.review.tree == n.tree,
+                "decidable": state.reviewed,
             }
         )
     return {"waiting": waiting}

@@ -12,9 +12,7 @@ loopback transfer). Target: under 1 s for the 2,000-node tree.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,10 +21,8 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the generator is the tests'
+from tests.conftest import ui_server
 from tests.lineage_archive import build_lineage
-
-DGM = str(Path(sys.executable).with_name("dgm"))
-PORT = 8799
 
 
 def main() -> None:
@@ -41,13 +37,9 @@ def main() -> None:
             start = time.perf_counter()
             ids = build_lineage(root, count)
             print(f"{count:>6}  (archive built in {time.perf_counter() - start:.0f} s)")
-            env = {**os.environ, "DGM_UI_TOKEN": "perf-token-perf-token"}
-            argv = [DGM, "ui", "--archive", str(root), "--port", str(PORT)]
-            server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
-            try:
-                base = f"http://127.0.0.1:{PORT}"
-                _wait(base)
-                deep = requests.get(base + "/api/tree").json()["nodes"][-1]["id"]
+            with ui_server(root) as base:
+                placed = requests.get(base + "/api/tree").json()["nodes"]
+                deep = [n["id"] for n in placed if n["status"] != "dead"][-1]  # not a marker
                 for path in ("/tree", "/tree?collapse=0", "/api/tree", f"/nodes/{ids['seed']}",
                              f"/nodes/{deep}", f"/runs/{ids['run']}"):  # fmt: skip
                     times, size = [], 0
@@ -61,19 +53,6 @@ def main() -> None:
                     name = name.replace(ids["run"], "RUN")
                     print(f"{count:>6}  {name:<28} {statistics.median(times):>9.3f} "
                           f"{max(times):>7.3f} {size / 1024:>7.0f}")  # fmt: skip
-            finally:
-                server.terminate()
-                server.wait(10)
-
-
-def _wait(base: str) -> None:
-    for _ in range(200):
-        try:
-            requests.get(base + "/login", timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    raise SystemExit("dgm ui did not start")
 
 
 if __name__ == "__main__":
