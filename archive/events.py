@@ -17,6 +17,7 @@ class EventKind(StrEnum):
     SOLUTION_FLAGGED = "solution_flagged"  # a patch that tried to game the grader
     REVIEW_ADDED = "review_added"
     UNIT_STARTED = "unit_started"
+    UNIT_PLACED = "unit_placed"  # the machine (node) a unit started on
     UNIT_FINISHED = "unit_finished"
     UNIT_FAILED = "unit_failed"  # the harness failed: the unit counts for nothing
     EXPANSION_FAILED = "expansion_failed"  # an expansion that made no child
@@ -94,6 +95,11 @@ class UnitFailed(TypedDict):
     error: str
 
 
+class UnitPlaced(TypedDict):
+    unit: str
+    machine: str  # the node of the cluster (or the host) it runs on
+
+
 class ExpansionFailed(TypedDict):
     entry: str
     reason: str
@@ -126,6 +132,7 @@ PAYLOADS: dict[EventKind, type] = {
     EventKind.SOLUTION_FLAGGED: SolutionFlagged,
     EventKind.REVIEW_ADDED: ReviewAdded,
     EventKind.UNIT_STARTED: UnitStarted,
+    EventKind.UNIT_PLACED: UnitPlaced,
     EventKind.UNIT_FINISHED: UnitFinished,
     EventKind.UNIT_FAILED: UnitFailed,
     EventKind.EXPANSION_FAILED: ExpansionFailed,

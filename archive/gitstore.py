@@ -300,6 +300,18 @@ class GitStore:
                     if item.mode == _MODE_EXEC:
                         target.chmod(0o755)
 
+    def tar(self, commit: str) -> bytes:
+        """A commit's files as a tar (what travels to another machine instead of a checkout);
+        links stay links."""
+        proc = subprocess.run(
+            ["git", "--git-dir", str(self.path), "archive", "--format=tar", commit],
+            capture_output=True,
+        )
+        if proc.returncode != 0:
+            reason = proc.stderr.decode(errors="replace").strip() or f"exit {proc.returncode}"
+            raise MissingObject(f"git archive failed in {self.path}: {reason.splitlines()[-1]}")
+        return proc.stdout
+
     def diff(self, old: str | None, new: str, *, stat_only: bool = False) -> str:
         with self._lock:  # GitPython's repository object is not safe across threads
             self._commit(new)

@@ -104,6 +104,25 @@ class SchedulerConfig(Strict):
     before another `dgm run`, on any machine, may take the run over."""
 
 
+class ExecutorConfig(Strict):
+    """Where units run: in this process's worker threads (`local`), or as tasks on a Ray
+    cluster (`ray`, the `ray` extra), one per unit on a node with Docker."""
+
+    name: Literal["local", "ray"] = "local"
+    address: str = "auto"
+    """Ray: the cluster to join (`auto`: the one started on this machine with `ray start`;
+    else its head's `host:port`)."""
+    cpus: float = Field(1.0, gt=0)
+    """Ray: CPUs each unit holds."""
+    memory_mb: int | None = Field(None, ge=1)
+    """Ray: memory each unit holds (None: none is reserved)."""
+    docker_slots: float = Field(1.0, gt=0)
+    """Ray: the custom resource `docker` each unit holds; a node started with
+    `--resources='{"docker": N}'` runs N units at once."""
+    retries: int = Field(3, ge=0)
+    """Ray: how often a unit whose node was lost is run again elsewhere."""
+
+
 class SandboxConfig(SandboxSettings):
     model_config = ConfigDict(extra="forbid")
     backend: Backend = Backend.AUTO
@@ -118,6 +137,7 @@ class RunConfig(Strict):
     models: Models = Models()
     selector: SelectorConfig = SelectorConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    executor: ExecutorConfig = ExecutorConfig()
     agent: AgentLimits = AgentLimits()
     sandbox: SandboxConfig = SandboxConfig()
     budget: Budget = Budget()

@@ -27,19 +27,19 @@ from benchmarks.registry import open_benchmark, subset_tasks
 from dgm import budget
 from dgm.config import ConfigError, RunConfig, dump_config
 from dgm.embeddings import MiniLM, code_vector
-from dgm.execute import Executor
+from dgm.execute import Units
+from dgm.executors import Executor, open_executor
 from dgm.expand import SEED_AGENT
 from dgm.fm.providers import open_providers
 from dgm.gateway import Budget as GatewayBudget
-from dgm.gateway import Gateway, GatewaySettings, Spend
+from dgm.gateway import GatewaySettings, Spend
 from dgm.review.service import HELD_GATES, undecided_states
 from dgm.run_lease import Lease
 from dgm.run_log import RunLog
 from dgm.run_population import run_population
-from dgm.sandbox_pool import SandboxPool
 from dgm.scheduler import Report, Scheduler
 from dgm.search import Decision, Expanded, Member, Outcome, Search, Stage, Unit, make_search
-from sandbox.factory import open_sandbox
+from dgm.unit_work import BenchmarkSpec
 
 log = logging.getLogger(__name__)
 LEASE_LOST = "lease lost"
@@ -77,6 +77,9 @@ class Engine:
         self._next_poll = 0.0
         self._unreviewed: list[str] = []
         self._lease: Lease | None = None
+        self.executor: Executor
+        self.placed: dict[str, str] = {}
+        """The node each unit (by its name) last started on."""
 
     @property
     def in_flight(self) -> list[Unit]:
@@ -218,11 +221,6 @@ class Engine:
                 if member.usable:
                     vector = code_vector(self.archive, member.id, embedder)
                     self.population.code[member.id] = vector
-        self._sandboxes = SandboxPool(
-            lambda settings, unit: open_sandbox(
-                c.sandbox.backend, settings, run_id=self.run_row.id, unit_id=unit
-            )
-        )
         with open_providers() as providers:
             m = c.models  # the gateway forwards calls for these models only
             settings = GatewaySettings(
@@ -234,13 +232,17 @@ class Engine:
                 }),
                 max_output_tokens=m.max_output_tokens,
             )  # fmt: skip
-            spent = Spend(*self.archive.fm_spend(self.run_row.id))
-            with Gateway(settings, self.archive, run_id=self.run_row.id, spent=spent) as gateway:
-                self.gateway = gateway
-                self._execute = Executor(
-                    c, self.archive, self.bench, gateway, self._sandboxes, self.population,
-                    self.run_row.id, stage_of, policy.needs, random.Random(c.seed), embedder,
-                    abandoned=lambda: self._sandboxes.abandoned,
+            b = c.benchmark
+            spec = BenchmarkSpec(b.name, b.path, c.sandbox.backend, b.pull)
+            with open_executor(
+                c.executor, run_id=self.run_row.id, benchmark=self.bench, spec=spec,
+                gateway=settings, archive=self.archive,
+                spent=Spend(*self.archive.fm_spend(self.run_row.id)),
+            ) as executor:  # fmt: skip
+                self.executor = executor
+                self._execute = Units(
+                    c, self.archive, self.bench, executor, self.population, self.run_row.id,
+                    stage_of, policy.needs, random.Random(c.seed), embedder,
                 )  # fmt: skip
                 self._review_unreviewed(policy)
                 previous = self._install_signals()
@@ -248,7 +250,7 @@ class Engine:
                     scheduler = Scheduler(
                         c.scheduler.workers, policy.ask, self._execute, finished=self._finished,
                         failed=self._failed, spent=self._spent, started=self._started,
-                        tick=self._take_decisions,
+                        tick=self._tick,
                     )  # fmt: skip
                     report = self._schedule(scheduler)
                     if report.reason == "nothing left to do" and policy.expansions_left == 0:
@@ -268,10 +270,10 @@ class Engine:
         try:
             report = scheduler.run()
         except BaseException:  # the units in flight are given up: end them
-            self._sandboxes.abandon()
+            self.executor.abandon()
             raise
         if report.abandoned:  # end them now: nothing they do from here on is recorded
-            self._sandboxes.abandon()
+            self.executor.abandon()
         return report
 
     def _review_unreviewed(self, policy: Search) -> None:
@@ -284,18 +286,28 @@ class Engine:
             else:
                 self.population.members[node].held = held
 
-    def _take_decisions(self) -> None:
-        """Tell the search the decisions people made meanwhile (once a second at most; the
-        scheduler calls this while its workers are busy too)."""
+    def _tick(self) -> None:
+        """Where units started, and the decisions people made meanwhile (once a second at
+        most; the scheduler calls this while its workers are busy too)."""
         assert self.policy is not None
         if time.monotonic() < self._next_poll:
             return
         self._next_poll = time.monotonic() + DECISION_POLL_S
+        self._placed()
         for decision in self.archive.decisions_after(self._last_decision):
             self._last_decision = decision.id
             if decision.node_id in self.population.members:
                 approved = decision.decision == "approve"
                 self._decide(self.policy.release(decision.node_id, approved))
+
+    def _placed(self) -> None:
+        """Where the units that started meanwhile run (what `dgm status` shows)."""
+        placements = self.executor.placements()
+        for unit, node in placements:
+            self.placed[unit] = node
+            self._log(EventKind.UNIT_PLACED, None, unit=unit, machine=node)
+        if placements:
+            self.on_change(self)
 
     def _started(self, unit: Unit) -> None:
         self._log(EventKind.UNIT_STARTED, unit.node, unit=str(unit))
@@ -349,7 +361,7 @@ class Engine:
         if reason := budget.spent(self.budget_lines()):
             return reason
         # calls reserve their worst case: what is left may be too little for one
-        if short := self.gateway.ledger.short_of():
+        if short := self.executor.gateway.ledger.short_of():
             return f"budget {short} spent"
         return None
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from archive import Archive
 from archive.records import EvalStatus, Evaluation, EvaluationResult
 from benchmarks.agent_run import AgentLimits, run_agent, task_repository
 from benchmarks.base import Benchmark, BenchmarkError
-from dgm.gateway import Gateway
+from dgm.gateway.unit_gateway import UnitGateway
 from dgm.sandbox_pool import Abandoned
 from sandbox.base import ExecStatus, Sandbox, SandboxError, SandboxSettings
 
@@ -35,7 +35,7 @@ def evaluate(
     task: str,
     *,
     archive: Archive,
-    gateway: Gateway,
+    gateway: UnitGateway,
     new_sandbox: Callable[[SandboxSettings], Sandbox],
     model: str,
     sandbox_settings: SandboxSettings | None = None,
@@ -45,35 +45,55 @@ def evaluate(
     run_id: str | None = None,
 ) -> Evaluation:
     """`stage`: what the result is recorded as (a run's stage, `held-out`, or `default`)."""
-    node = archive.node(node_id)
-    key = (benchmark.name, task, model, limits.key)
-    own = [
-        e
-        for e in archive.evaluations(node_id)
-        if (e.benchmark, e.task, e.model, e.limits) == key and e.status.counted
-    ]
-    if own and not again:
-        return own[-1]
-    if not again and (cached := archive.cached_evaluation(node.tree, *key)):
-        blobs = [
-            archive.blobs.get(ref) if ref else None
-            for ref in (cached.log_blob, cached.patch_blob, cached.trajectory_blob)
-        ]
-        reused = EvaluationResult(
-            benchmark.name, task, cached.status, stage=stage,
-            duration_s=cached.duration_s, cost_usd=0.0, model=model, limits=limits.key,
-            log=blobs[0], patch=blobs[1], trajectory=blobs[2],
-        )  # fmt: skip
-        return archive.record_evaluations(node_id, [reused], run_id=run_id)[0]
-
+    key = Key(benchmark.name, task, model, limits)
+    if not again and (done := known(archive, node_id, key, stage=stage, run_id=run_id)):
+        return done
     with tempfile.TemporaryDirectory(prefix="dgm-agent-") as tmp:
         agent = Path(tmp) / "agent"
-        archive.git.checkout(node.commit, agent)
+        archive.git.checkout(archive.node(node_id).commit, agent)
         result = attempt(
             agent, benchmark, task, node_id=node_id, gateway=gateway, new_sandbox=new_sandbox,
             model=model, sandbox_settings=sandbox_settings, limits=limits, stage=stage,
         )  # fmt: skip
     return archive.record_evaluations(node_id, [result], run_id=run_id)[0]
+
+
+@dataclass(frozen=True)
+class Key:
+    """What a result is known by, beside the agent's tree."""
+
+    benchmark: str
+    task: str
+    model: str
+    limits: AgentLimits
+
+
+def known(
+    archive: Archive, node_id: str, key: Key, *, stage: str, run_id: str | None
+) -> Evaluation | None:
+    """The node's own counted result, or one its tree already has (recorded for the node at
+    no cost); None when it must be attempted."""
+    fields = (key.benchmark, key.task, key.model, key.limits.key)
+    own = [
+        e
+        for e in archive.evaluations(node_id)
+        if (e.benchmark, e.task, e.model, e.limits) == fields and e.status.counted
+    ]
+    if own:
+        return own[-1]
+    cached = archive.cached_evaluation(archive.node(node_id).tree, *fields)
+    if cached is None:
+        return None
+    blobs = [
+        archive.blobs.get(ref) if ref else None
+        for ref in (cached.log_blob, cached.patch_blob, cached.trajectory_blob)
+    ]
+    reused = EvaluationResult(
+        key.benchmark, key.task, cached.status, stage=stage, duration_s=cached.duration_s,
+        cost_usd=0.0, model=key.model, limits=key.limits.key,
+        log=blobs[0], patch=blobs[1], trajectory=blobs[2],
+    )  # fmt: skip
+    return archive.record_evaluations(node_id, [reused], run_id=run_id)[0]
 
 
 def attempt(
@@ -82,7 +102,7 @@ def attempt(
     task: str,
     *,
     node_id: str,
-    gateway: Gateway,
+    gateway: UnitGateway,
     new_sandbox: Callable[[SandboxSettings], Sandbox],
     model: str,
     sandbox_settings: SandboxSettings | None = None,

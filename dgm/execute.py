@@ -1,11 +1,10 @@
 """Doing a search's units for a run: `evaluate` a node on a task (recorded under the task's
-stage), or `expand` a node into a child, then embed and judge the child where the search
-needs it. What each brings back is the outcome the search is told."""
+stage), or `expand` a node into a child, then review, embed and judge the child where the
+search needs it. What each brings back is the outcome the search is told."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,14 +14,14 @@ from archive.records import NodeStatus
 from benchmarks.base import Benchmark
 from dgm.config import RunConfig
 from dgm.embeddings import MiniLM, code_vector
-from dgm.evaluate import evaluate
-from dgm.expand import ExpansionSettings, expand
-from dgm.gateway import Gateway
+from dgm.evaluate import Key, known
+from dgm.executors import Executor
+from dgm.expand import ExpansionSettings, Plan, plan, record
 from dgm.judge import judge
 from dgm.review.service import HELD_GATES, gate_state, review_node, reviewers
 from dgm.run_population import evaluated
-from dgm.sandbox_pool import SandboxPool
 from dgm.search import Expanded, Outcome, Population, Unit
+from dgm.unit_work import EvaluateWork, ExpandWork
 from sandbox.base import SandboxSettings
 
 
@@ -40,12 +39,14 @@ class _Tasks:
 
 
 @dataclass
-class Executor:
+class Units:
+    """A search's units for a run: what each needs is read from the archive here, the unit
+    runs where the executor runs it, and what it brings back is recorded here."""
+
     config: RunConfig
     archive: Archive
     bench: Benchmark
-    gateway: Gateway
-    sandboxes: SandboxPool
+    executor: Executor
     population: Population
     run_id: str
     stage_of: dict[str, str]
@@ -53,32 +54,37 @@ class Executor:
     needs: frozenset[str]
     rng: random.Random
     embedder: MiniLM | None = None
-    abandoned: Callable[[], bool] = lambda: False
 
     def __call__(self, unit: Unit) -> Outcome:
-        c = self.config
+        c, archive = self.config, self.archive
         box = SandboxSettings(**c.sandbox.model_dump(exclude={"backend"}))
-        new_sandbox = self.sandboxes.opener(str(unit))
+        node = archive.node(unit.node)
         if unit.kind == "evaluate":
             task = unit.task or ""
-            result = evaluate(
-                unit.node, self.bench, task, archive=self.archive, gateway=self.gateway,
-                new_sandbox=new_sandbox, model=c.models.agent, sandbox_settings=box,
-                limits=c.agent, stage=self.stage_of.get(task, "default"), run_id=self.run_id,
-            )  # fmt: skip
-            return evaluated(result)
-        expansion = expand(
-            unit.node, archive=self.archive, gateway=self.gateway, new_sandbox=new_sandbox,
-            tasks=_Tasks(self.bench),
-            settings=ExpansionSettings(
-                model=c.models.self_modification, diagnosis_model=c.models.diagnosis,
-                entry_rules=self.bench.family, agent=c.agent,
-                excerpt_chars=c.models.excerpt_chars,
-                diagnosis_max_tokens=c.models.diagnosis_max_tokens,
-            ),
-            sandbox_settings=box, run_id=self.run_id,
-            rng=random.Random(self.rng.random()), unit_id=str(unit), abandoned=self.abandoned,
+            stage = self.stage_of.get(task, "default")
+            key = Key(self.bench.name, task, c.models.agent, c.agent)
+            if not (done := known(archive, unit.node, key, stage=stage, run_id=self.run_id)):
+                work = EvaluateWork(
+                    str(unit), unit.node, archive.git.tar(node.commit), task, c.models.agent,
+                    c.agent, stage, box,
+                )  # fmt: skip
+                result = self.executor.perform(work)
+                done = archive.record_evaluations(unit.node, [result], run_id=self.run_id)[0]
+            return evaluated(done)
+        settings = ExpansionSettings(
+            model=c.models.self_modification, diagnosis_model=c.models.diagnosis,
+            entry_rules=self.bench.family, agent=c.agent, excerpt_chars=c.models.excerpt_chars,
+            diagnosis_max_tokens=c.models.diagnosis_max_tokens,
         )  # fmt: skip
+        planned = plan(
+            unit.node, archive=archive, tasks=_Tasks(self.bench), settings=settings,
+            rng=random.Random(self.rng.random()), run_id=self.run_id,
+        )  # fmt: skip
+        if isinstance(planned, Plan):
+            work = ExpandWork(str(unit), planned, archive.git.tar(node.commit), settings, box)
+            expansion = record(archive, planned, self.executor.perform(work), run_id=self.run_id)
+        else:
+            expansion = planned
         child, usable = expansion.child_id, not expansion.reason
         if not (child and usable):  # a rejected child is never a parent
             return Expanded(child, usable)
@@ -89,7 +95,8 @@ class Executor:
         interesting = None
         if "verdicts" in self.needs:
             verdict = judge(
-                self.archive, self.gateway, child, self._neighbours(unit.node, child, code),
+                self.archive, self.executor.gateway, child,
+                self._neighbours(unit.node, child, code),
                 model=c.models.judge or c.models.diagnosis, run_id=self.run_id,
             )  # fmt: skip
             interesting = verdict.interesting if verdict else None
@@ -100,7 +107,8 @@ class Executor:
         gates at which the run's policy holds it for a person (None: it rejects it)."""
         policy = self.config.review
         model = (policy.model or self.config.models.diagnosis) if policy.fm else None
-        review_node(self.archive, child, reviewers(policy, self.gateway, model), run_id=self.run_id)
+        gateway = self.executor.gateway
+        review_node(self.archive, child, reviewers(policy, gateway, model), run_id=self.run_id)
         state = gate_state(self.archive, self.archive.node(child), policy)
         for gate in HELD_GATES:
             v = state.verdicts[gate]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -32,7 +33,8 @@ from benchmarks.agent_run import AgentLimits, git_repository, run_agent
 from benchmarks.base import Family
 from dgm import diagnosis
 from dgm.fm.errors import FMError
-from dgm.gateway import Gateway, Spend
+from dgm.gateway import Spend
+from dgm.gateway.unit_gateway import UnitGateway
 from dgm.sandbox_pool import Abandoned
 from sandbox.base import Sandbox, SandboxSettings, in_folder
 
@@ -120,11 +122,40 @@ def choose_entry(
     return "/".join(rng.choice(entries)) if entries else None
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What an expansion asks of the machine that runs it: the diagnosis prompt (built on the
+    head, which has the parent's results), for the parent agent's code."""
+
+    parent_id: str
+    entry: str
+    asked: str
+
+
+@dataclass
+class Attempt:
+    """What an expansion brought back from where it ran (no archive there). `failure`: why
+    it made no child; else `patch` is the child's change to the parent's code and `passed`
+    says whether the child's own tests passed."""
+
+    diagnosis: dict[str, str] = field(default_factory=dict)
+    problem_statement: str = ""
+    patch: str = ""
+    trajectory: bytes = b""
+    failure: str = ""
+    passed: bool = False
+    tests: str = ""
+    """How the child's tests ended (`ok, exit 0`)."""
+    tests_output: str = ""
+    cost: Spend = field(default_factory=Spend)
+    duration_s: float = 0.0
+
+
 def expand(
     parent_id: str,
     *,
     archive: Archive,
-    gateway: Gateway,
+    gateway: UnitGateway,
     new_sandbox: Callable[[SandboxSettings], Sandbox],
     tasks: TaskSource,
     settings: ExpansionSettings | None = None,
@@ -134,12 +165,34 @@ def expand(
     unit_id: str = "expand",
     abandoned: Callable[[], bool] = lambda: False,
 ) -> Expansion:
-    """`abandoned()` says the run gave this unit up: an FM call it cut short is no result."""
-    s, rng = settings or ExpansionSettings(), rng or random.Random()
-    box = (sandbox_settings or SandboxSettings()).model_copy(
-        update={"gateway_socket": gateway.socket_path}
-    )
-    start = time.monotonic()
+    """One expansion, here: `plan`, `attempt`, `record`. `abandoned()` says the run gave this
+    unit up: an FM call it cut short is no result."""
+    s = settings or ExpansionSettings()
+    planned = plan(parent_id, archive=archive, tasks=tasks, settings=s, rng=rng, run_id=run_id)
+    if isinstance(planned, Expansion):
+        return planned
+    with tempfile.TemporaryDirectory(prefix="dgm-expand-") as tmp:
+        code = Path(tmp) / "code"
+        archive.git.checkout(archive.node(parent_id).commit, code)
+        tried = attempt(
+            planned, code, gateway=gateway, new_sandbox=new_sandbox, settings=s,
+            sandbox_settings=sandbox_settings, unit_id=unit_id, abandoned=abandoned,
+        )  # fmt: skip
+    return record(archive, planned, tried, run_id=run_id)
+
+
+def plan(
+    parent_id: str,
+    *,
+    archive: Archive,
+    tasks: TaskSource,
+    settings: ExpansionSettings,
+    rng: random.Random | None = None,
+    run_id: str | None = None,
+) -> Plan | Expansion:
+    """What to improve and the diagnosis prompt for it; an expansion that failed already
+    (recorded) when the parent has nothing to learn from."""
+    s, rng = settings, rng or random.Random()
     evaluations = archive.evaluations(parent_id)
     overflowed = {
         (e.benchmark, e.task)
@@ -147,101 +200,155 @@ def expand(
         if e.trajectory_blob and b'"context_overflow"' in archive.blobs.get(e.trajectory_blob)
     }
     entry = choose_entry(evaluations, rng, overflowed=overflowed, rules=s.entry_rules)
-    result = Expansion(parent_id, entry or "")
     if entry is None:
+        result = Expansion(parent_id, "")
         return _failed(archive, result, "the parent has no result to learn from", run_id)
-    with tempfile.TemporaryDirectory(prefix="dgm-expand-") as tmp:
-        work = Path(tmp)
-        code = work / "code"
+    with tempfile.TemporaryDirectory(prefix="dgm-plan-") as tmp:
+        code = Path(tmp) / "code"
         archive.git.checkout(archive.node(parent_id).commit, code)
         asked = diagnosis.prompt(
             entry, agent_code(code)[: s.excerpt_chars],
             _failure(entry, evaluations, archive, tasks, s.excerpt_chars),
             polyglot=s.entry_rules == "polyglot", rng=rng,
         )  # fmt: skip
-        lease = gateway.open_unit(f"{unit_id}:diagnose", node_id=parent_id)
-        failure = None
-        try:
-            result.diagnosis = diagnosis.diagnose(
-                gateway.client(s.diagnosis_model, lease), asked,
-                attempts=s.diagnosis_attempts, max_tokens=s.diagnosis_max_tokens,
-            )  # fmt: skip
-        except FMError as error:
-            if abandoned():
-                raise Abandoned("the run abandoned this unit") from error
-            failure = error
-        finally:  # before the failure is recorded: its calls were metered and cost something
-            result.cost = _plus(result.cost, gateway.close_unit(lease))
-        if failure is not None:
-            return _failed(archive, result, f"diagnosis failed: {failure}", run_id)
-        result.problem_statement = diagnosis.problem_statement(result.diagnosis)
+    return Plan(parent_id, entry, asked)
 
-        repo = work / "repo"
-        archive.git.checkout(archive.node(parent_id).commit, repo)
+
+def attempt(
+    planned: Plan,
+    code: Path,
+    *,
+    gateway: UnitGateway,
+    new_sandbox: Callable[[SandboxSettings], Sandbox],
+    settings: ExpansionSettings,
+    sandbox_settings: SandboxSettings | None = None,
+    unit_id: str = "expand",
+    abandoned: Callable[[], bool] = lambda: False,
+) -> Attempt:
+    """Diagnose, let the parent agent in `code` (its files, changed here) rewrite itself in a
+    sandbox, and run the child's own tests: what it brings back, with no archive involved."""
+    s, parent_id = settings, planned.parent_id
+    box = (sandbox_settings or SandboxSettings()).model_copy(
+        update={"gateway_socket": gateway.socket_path}
+    )
+    start = time.monotonic()
+    tried = Attempt()
+
+    def failed(reason: str) -> Attempt:
+        tried.failure, tried.duration_s = reason, time.monotonic() - start
+        return tried
+
+    lease = gateway.open_unit(f"{unit_id}:diagnose", node_id=parent_id)
+    failure = None
+    try:
+        tried.diagnosis = diagnosis.diagnose(
+            gateway.client(s.diagnosis_model, lease), planned.asked,
+            attempts=s.diagnosis_attempts, max_tokens=s.diagnosis_max_tokens,
+        )  # fmt: skip
+    except FMError as error:
+        if abandoned():
+            raise Abandoned("the run abandoned this unit") from error
+        failure = error
+    finally:  # before the failure is recorded: its calls were metered and cost something
+        tried.cost += gateway.close_unit(lease)
+    if failure is not None:
+        return failed(f"diagnosis failed: {failure}")
+    tried.problem_statement = diagnosis.problem_statement(tried.diagnosis)
+
+    with tempfile.TemporaryDirectory(prefix="dgm-expand-") as tmp:
+        repo = Path(tmp) / "repo"
+        shutil.copytree(code, repo, symlinks=True)
         git_repository(repo, "parent")
         lease = gateway.open_unit(f"{unit_id}:self-modify", node_id=parent_id)
         try:
             with new_sandbox(box) as sandbox:
                 run = run_agent(
-                    sandbox,
-                    code,
-                    repo,
-                    result.problem_statement,
-                    env=lease.env(box.gateway_port),
-                    model=s.model,
-                    limits=s.agent,
-                )
+                    sandbox, code, repo, tried.problem_statement,
+                    env=lease.env(box.gateway_port), model=s.model, limits=s.agent,
+                )  # fmt: skip
         finally:
-            result.cost = _plus(result.cost, gateway.close_unit(lease))
-        patch, trajectory = run.patch, run.trajectory
-        result.duration_s = time.monotonic() - start
-        if not patch.strip():
-            why = f"empty diff (agent: {run.result.status.value}, exit {run.result.exit_code})"
-            why += run.notes()
-            return _failed(archive, result, why, run_id, trajectory=trajectory)
-        try:
-            changed = patches.parse(patch)
-            if outside := _paths_outside(changed):
-                why = f"the diff touches files outside the agent tree: {', '.join(outside)}"
-                return _failed(archive, result, why, run_id, patch=patch, trajectory=trajectory)
-            patches.apply(changed, code)
-        except patches.PatchError as error:
-            why = f"the diff cannot be used: {error}"
-            return _failed(archive, result, why, run_id, patch=patch, trajectory=trajectory)
+            tried.cost += gateway.close_unit(lease)
+    tried.patch, tried.trajectory = run.patch, run.trajectory
+    if not run.patch.strip():
+        why = f"empty diff (agent: {run.result.status.value}, exit {run.result.exit_code})"
+        return failed(why + run.notes())
+    try:
+        _apply(run.patch, code)
+    except patches.PatchError as error:
+        return failed(str(error))
 
-        with new_sandbox(box.model_copy(update={"gateway_socket": None})) as sandbox:
-            sandbox.copy_in(code, "/work/agent")
-            test = sandbox.exec(
-                in_folder("/work/agent", s.test_command),
-                timeout_s=s.test_timeout_s,
-            )
-        passed = test.status.value == "ok" and test.exit_code == 0
-        if not passed:
-            result.reason = f"the child's tests fail ({test.status.value}, exit {test.exit_code})"
-        result.duration_s = time.monotonic() - start
+    with new_sandbox(box.model_copy(update={"gateway_socket": None})) as sandbox:
+        sandbox.copy_in(code, "/work/agent")
+        test = sandbox.exec(in_folder("/work/agent", s.test_command), timeout_s=s.test_timeout_s)
+    tried.passed = test.status.value == "ok" and test.exit_code == 0
+    tried.tests = f"{test.status.value}, exit {test.exit_code}"
+    tried.tests_output = (test.stdout + test.stderr)[-4000:]
+    tried.duration_s = time.monotonic() - start
+    return tried
+
+
+def record(
+    archive: Archive, planned: Plan, tried: Attempt, *, run_id: str | None = None
+) -> Expansion:
+    """Keep what an attempt brought back: the child (the parent's code with the attempt's
+    patch, applied here again), or the failure."""
+    result = Expansion(
+        planned.parent_id, planned.entry, diagnosis=tried.diagnosis,
+        problem_statement=tried.problem_statement, cost=tried.cost,
+        duration_s=tried.duration_s,
+    )  # fmt: skip
+    extra = {"patch": tried.patch, "trajectory": tried.trajectory}
+    if tried.failure:
+        return _failed(archive, result, tried.failure, run_id, **extra)
+    with tempfile.TemporaryDirectory(prefix="dgm-child-") as tmp:
+        code = Path(tmp) / "code"
+        archive.git.checkout(archive.node(planned.parent_id).commit, code)
+        try:
+            changed = _apply(tried.patch, code)
+        except patches.PatchError as error:  # it applied where it ran: that machine lied
+            return _failed(archive, result, str(error), run_id, **extra)
+        if not tried.passed:
+            result.reason = f"the child's tests fail ({tried.tests})"
         child = archive.add_node(
             code,
-            parent=parent_id,
+            parent=planned.parent_id,
             origin=Origin.SELF_MODIFICATION,
-            status=NodeStatus.PENDING if passed else NodeStatus.REJECTED,
+            status=NodeStatus.PENDING if tried.passed else NodeStatus.REJECTED,
             proposal=_proposal(result),
             run_id=run_id,
             meta={
-                "entry": entry,
+                "entry": planned.entry,
                 "diagnosis": result.diagnosis,
                 "diff_stats": _diff_stats(changed),
-                "tests_passed": passed,
-                "tests_output": (test.stdout + test.stderr)[-4000:],
+                "tests_passed": tried.passed,
+                "tests_output": tried.tests_output,
                 "reason": result.reason,
                 "fm_cost_usd": result.cost.usd,
                 "fm_tokens": result.cost.tokens,
                 "duration_s": round(result.duration_s, 3),
-                "patch_blob": archive.blobs.put(patch.encode()),
-                "trajectory_blob": archive.blobs.put(trajectory),
+                "patch_blob": archive.blobs.put(tried.patch.encode()),
+                "trajectory_blob": archive.blobs.put(tried.trajectory),
             },
         )
-        result.child_id = child.id
-        return result
+    result.child_id = child.id
+    return result
+
+
+def _apply(patch: str, code: Path) -> list[patches.FilePatch]:
+    """Apply the agent's diff to its code; PatchError says why it cannot be used."""
+    try:
+        changed = patches.parse(patch)
+    except patches.PatchError as error:
+        raise patches.PatchError(f"the diff cannot be used: {error}") from error
+    if outside := _paths_outside(changed):
+        raise patches.PatchError(
+            f"the diff touches files outside the agent tree: {', '.join(outside)}"
+        )
+    try:
+        patches.apply(changed, code)
+    except patches.PatchError as error:
+        raise patches.PatchError(f"the diff cannot be used: {error}") from error
+    return changed
 
 
 def _failure(
@@ -338,7 +445,3 @@ def _failed(
         EventKind.EXPANSION_FAILED, payload, run_id=run_id, node_id=result.parent_id
     )
     return result
-
-
-def _plus(a: Spend, b: Spend) -> Spend:
-    return Spend(a.tokens + b.tokens, a.usd + b.usd)

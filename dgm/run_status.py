@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from archive import Archive, Run
@@ -59,6 +60,34 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
     return status_of(archive, find_run(archive, name))
 
 
+def in_flight(arc: Archive, run_id: str) -> list[dict[str, Any]]:
+    """Units started since the run last (re)started that have not finished or failed, each
+    with the machine it runs on (None until it has started on one)."""
+    # whatever was in flight before the run last (re)started died with its process
+    last_start = arc.last_event(run_id, EventKind.RUN_STARTED, EventKind.RUN_RESUMED)
+    after = last_start.id if last_start else 0
+    started: dict[str, list[dict[str, Any]]] = {}
+    while batch := arc.events(run_id=run_id, after=after, limit=5000):
+        after = batch[-1].id
+        for e in batch:
+            unit, units = e.payload.get("unit"), started.get(e.payload.get("unit"), [])
+            if e.kind == EventKind.UNIT_STARTED:
+                started.setdefault(unit, []).append({"since": e.created_at, "machine": None})
+            elif e.kind == EventKind.UNIT_PLACED and units:
+                # the first not yet placed; else it runs again elsewhere (its node was lost)
+                placed = next((u for u in units if u["machine"] is None), units[0])
+                placed["machine"] = e.payload["machine"]
+            elif e.kind in (EventKind.UNIT_FINISHED, EventKind.UNIT_FAILED) and units:
+                units.pop(0)
+    now = datetime.now(UTC)
+    return [
+        {"unit": unit, "machine": u["machine"], "since": u["since"],
+         "seconds": round((now - u["since"]).total_seconds(), 1)}
+        for unit, units in started.items()
+        for u in units
+    ]  # fmt: skip
+
+
 def status_of(archive: Archive, run: Run) -> dict[str, Any]:
     counts = archive.event_counts(run.id)
     done = counts.get(EventKind.UNIT_FINISHED, 0) + counts.get(EventKind.UNIT_FAILED, 0)
@@ -81,6 +110,8 @@ def status_of(archive: Archive, run: Run) -> dict[str, Any]:
         "in_flight": (
             max(0, counts.get(EventKind.UNIT_STARTED, 0) - done) if run.status == "running" else 0
         ),
+        # each unit in flight and the machine it runs on
+        "units": in_flight(archive, run.id) if run.status == "running" else [],
         "nodes": len(run_nodes),
         "selector": answer.selector,
         "best": best if answer.node else None,

@@ -22,7 +22,7 @@ import struct
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -71,11 +71,19 @@ def connect() -> docker.DockerClient:
     return client
 
 
-def reap(client: docker.DockerClient, run_id: str | None = None) -> int:
-    """Remove sandboxes a crashed run left behind (all of them, or one run's)."""
+def reap(
+    client: docker.DockerClient,
+    run_id: str | None = None,
+    *,
+    left: Callable[[dict[str, str]], bool] = lambda labels: True,
+) -> int:
+    """Remove sandboxes a crashed run left behind (all of them, or one run's; of those, the
+    ones whose labels `left` says were left behind)."""
     labels = [LABEL] + ([f"dgm.run={run_id}"] if run_id else [])
     removed = 0
     for container in client.containers.list(all=True, filters={"label": labels}):
+        if not left(container.labels):
+            continue
         try:
             container.remove(force=True, v=True)
             removed += 1
@@ -92,8 +100,10 @@ class DockerSandbox:
         *,
         run_id: str = "adhoc",
         unit_id: str = "adhoc",
+        labels: dict[str, str] | None = None,
         client: docker.DockerClient | None = None,
     ):
+        """`labels`: more labels for the container (where and by whom it was started)."""
         self.settings = settings or SandboxSettings()
         self._client = client or connect()
         self._dead: str | None = None  # why commands are refused
@@ -129,7 +139,7 @@ class DockerSandbox:
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 runtime=s.runtime,
-                labels={LABEL: "1", "dgm.run": run_id, "dgm.unit": unit_id},
+                labels={**(labels or {}), LABEL: "1", "dgm.run": run_id, "dgm.unit": unit_id},
                 volumes=(
                     {os.path.dirname(s.gateway_socket): {"bind": GATEWAY_DIR, "mode": "ro"}}
                     if s.gateway_socket

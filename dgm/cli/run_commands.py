@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -77,8 +78,11 @@ def live_view(engine) -> Group:
         text = f"measuring the answer on held-out tasks: {done}/{of}"
     else:
         best, (resolved, attempted) = engine.best()
+        machines = Counter(engine.placed.get(str(unit)) for unit in engine.in_flight)
+        placed = sorted((m, n) for m, n in machines.items() if m)
+        where = " (" + ", ".join(f"{n} on {m}" for m, n in placed) + ")" if placed else ""
         text = (
-            f"{engine.units_done} units done, {len(engine.in_flight)} in flight, "
+            f"{engine.units_done} units done, {len(engine.in_flight)} in flight{where}, "
             f"best {f'{resolved}/{attempted}' if best else '-'}"
         )
     if engine.awaiting:
@@ -120,6 +124,9 @@ def status(
     elif found["state"] == "running":
         console.print("no scheduler holds it (killed?): run its config again to continue")
     console.print(f"units done {found['units_done']}, in flight {found['in_flight']}")
+    for unit in found["units"]:
+        where = f" on {unit['machine']}" if unit["machine"] else ""
+        console.print(f"  {unit['unit']}{where}, {unit['seconds']:.0f} s")
     best, chosen = found["best"], found["selector"]
     by = chosen["name"] + "".join(f" {k}={v}" for k, v in chosen["params"].items())
     console.print(

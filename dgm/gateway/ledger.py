@@ -1,11 +1,13 @@
 """Who may call the FM, how much each unit and the run have spent, and the record of each call.
 
-A unit of work (one expansion, one evaluation) gets a token that is not a key; the ledger maps
-it to the unit and its budget. Before a call goes upstream its worst case is reserved against
-the unit's and the run's budget, counting what is spent and what calls in flight hold, so
-concurrent calls cannot together go over; when it ends the reservation is released and what
-it used is charged. Spend is kept in memory, so this costs nothing; the calls themselves go to
-the archive from one writer thread, so an FM call never waits for a database commit.
+A unit of work (one expansion, one evaluation) gets a token that is not a key; a gateway's
+`Ledger` maps it to the unit and its budget. Before a call goes upstream its worst case is
+reserved against the unit's and the run's budget, counting what is spent and what calls in
+flight hold, so concurrent calls cannot together go over; when it ends the reservation is
+released and what it used is charged. The run's part (`RunAccount`) is one per run: in this
+process (`RunLedger`), or, on a cluster, one that every machine's gateway asks. Spend is kept
+in memory, so this costs nothing; the calls themselves go to the archive from one writer
+thread, so an FM call never waits for a database commit.
 """
 
 from __future__ import annotations
@@ -80,7 +82,25 @@ class UsageSink(Protocol):
     def record_fm_call(self, call: FMCall) -> None: ...
 
 
-class Ledger:
+class RunAccount(Protocol):
+    """The run's side of the ledger: one per run, however many gateways (one per machine of a
+    cluster) ask it."""
+
+    run_id: str | None
+
+    def reserve(self, call: Spend) -> str | None: ...
+
+    def settle(self, call: FMCall, held: Spend) -> None: ...
+
+    def short_of(self) -> str | None: ...
+
+    def flush(self) -> None: ...
+
+
+class RunLedger:
+    """The run's budget, spend and calls in flight, in this process; each settled call goes
+    to the sink (the archive) from one writer thread."""
+
     def __init__(
         self,
         sink: UsageSink,
@@ -95,11 +115,90 @@ class Ledger:
         self.held = Spend()
         self._refused: Spend | None = None  # the worst case of the last call the run refused
         self._sink = sink
-        self._accounts: dict[str, Account] = {}
         self._lock = threading.Lock()
         self._queue: queue.Queue[FMCall | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write, name="dgm-fm-meter", daemon=True)
         self._writer.start()
+
+    def reserve(self, call: Spend) -> str | None:
+        """Hold a call's worst case against the run's budget; why it does not fit, or None."""
+        with self._lock:
+            if short := _shortfall(self.budget, self.spent, self.held, call, "the run's"):
+                # a call past any model's context is no honest call: it must not end the run
+                scale = min(1.0, LARGEST_CALL_TOKENS / max(call.tokens, 1))
+                self._refused = Spend(min(call.tokens, LARGEST_CALL_TOKENS), call.usd * scale)
+                return short[1]
+            self.held += call
+            return None
+
+    def short_of(self) -> str | None:
+        """The run's budget ("usd" or "tokens") whose unspent part cannot cover the last call
+        it refused (not merely for what calls in flight held): for the run, that budget is
+        spent, though a little of it may be left. None otherwise."""
+        with self._lock:
+            refused = self._refused
+            short = refused and _shortfall(self.budget, self.spent, Spend(), refused, "")
+        return short[0] if short else None
+
+    def settle(self, call: FMCall, held: Spend) -> None:
+        """Release a call's reservation, charge what it used, and queue it for the archive
+        (the same figures: the archive's spend is the ledger's)."""
+        with self._lock:
+            self.held -= held
+            self.spent += Spend(call.input_tokens + call.output_tokens, call.cost_usd)
+        self._queue.put(call)
+
+    def flush(self) -> None:
+        """Wait until every recorded call is in the archive, then stop the writer."""
+        self._queue.put(None)
+        self._writer.join()
+
+    def _write(self) -> None:
+        unwritten: list[FMCall] = []  # kept to try again: their spend must not be lost
+        while (call := self._queue.get()) is not None:
+            unwritten = record_calls(self._sink, [*unwritten, call])
+        lost(record_calls(self._sink, unwritten))
+
+
+def record_calls(sink: UsageSink, calls: list[FMCall]) -> list[FMCall]:
+    """Record calls in order; returns those left when the disk filled up."""
+    for i, call in enumerate(calls):
+        try:
+            sink.record_fm_call(call)
+        except Exception as error:  # a metering failure must not take the gateway down
+            if is_disk_full(error):
+                return calls[i:]
+            log.exception("could not record an FM call in the archive: %s", call)
+    return []
+
+
+def lost(calls: list[FMCall]) -> None:
+    """Say that these calls could not be recorded (their spend is missing from the archive)."""
+    if calls:
+        tokens = sum(c.input_tokens + c.output_tokens for c in calls)
+        usd = sum(c.cost_usd for c in calls)
+        log.error(
+            "%d FM calls (%d tokens, $%.4f) could not be recorded in the archive",
+            len(calls), tokens, usd,
+        )  # fmt: skip
+
+
+class Ledger:
+    """One gateway's units (their tokens, budgets and spend) over the run's account."""
+
+    def __init__(self, run: RunAccount):
+        self.run = run
+        self.run_id = run.run_id
+        self._accounts: dict[str, Account] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def spent(self) -> Spend:
+        return self.run.spent  # type: ignore[attr-defined]
+
+    @property
+    def held(self) -> Spend:
+        return self.run.held  # type: ignore[attr-defined]
 
     def open(
         self, unit_id: str, *, node_id: str | None = None, budget: Budget | None = None
@@ -125,58 +224,25 @@ class Ledger:
             unit = (account.budget, account.spent, account.held)
             if short := _shortfall(*unit, call, "this unit's"):
                 return short[1]
-            if short := _shortfall(self.budget, self.spent, self.held, call, "the run's"):
-                # a call past any model's context is no honest call: it must not end the run
-                scale = min(1.0, LARGEST_CALL_TOKENS / max(call.tokens, 1))
-                self._refused = Spend(min(call.tokens, LARGEST_CALL_TOKENS), call.usd * scale)
-                return short[1]
             account.held += call
-            self.held += call
-            return None
+        if reason := self.run.reserve(call):
+            with self._lock:
+                account.held -= call
+            return reason
+        return None
 
     def short_of(self) -> str | None:
-        """The run's budget ("usd" or "tokens") whose unspent part cannot cover the last call
-        it refused (not merely for what calls in flight held): for the run, that budget is
-        spent, though a little of it may be left. None otherwise."""
-        with self._lock:
-            refused = self._refused
-            short = refused and _shortfall(self.budget, self.spent, Spend(), refused, "")
-        return short[0] if short else None
+        return self.run.short_of()
 
     def settle(self, call: FMCall, account: Account | None, held: Spend = Spend()) -> None:
-        """Release a call's reservation, charge what it used to its unit and the run, and
-        queue it for the archive (the same figures: the archive's spend is the ledger's)."""
-        used = Spend(call.input_tokens + call.output_tokens, call.cost_usd)
+        """Release a call's reservation and charge what it used to its unit and the run."""
+        if account is None:  # refused before anything was held: recorded, charged to no one
+            self.run.settle(call, Spend())
+            return
         with self._lock:
-            for whose in (account, self) if account else ():
-                whose.held -= held
-                whose.spent += used
-        self._queue.put(call)
+            account.held -= held
+            account.spent += Spend(call.input_tokens + call.output_tokens, call.cost_usd)
+        self.run.settle(call, held)
 
     def flush(self) -> None:
-        """Wait until every recorded call is in the archive, then stop the writer."""
-        self._queue.put(None)
-        self._writer.join()
-
-    def _write(self) -> None:
-        unwritten: list[FMCall] = []  # kept to try again: their spend must not be lost
-        while (call := self._queue.get()) is not None:
-            unwritten = self._record([*unwritten, call])
-        if unwritten := self._record(unwritten):
-            tokens = sum(c.input_tokens + c.output_tokens for c in unwritten)
-            usd = sum(c.cost_usd for c in unwritten)
-            log.error(
-                "%d FM calls (%d tokens, $%.4f) could not be recorded in the archive",
-                len(unwritten), tokens, usd,
-            )  # fmt: skip
-
-    def _record(self, calls: list[FMCall]) -> list[FMCall]:
-        """Record calls in order; returns those left when the disk filled up."""
-        for i, call in enumerate(calls):
-            try:
-                self._sink.record_fm_call(call)
-            except Exception as error:  # a metering failure must not take the gateway down
-                if is_disk_full(error):
-                    return calls[i:]
-                log.exception("could not record an FM call in the archive: %s", call)
-        return []
+        self.run.flush()

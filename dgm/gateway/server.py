@@ -28,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from archive.records import FMCall
 from dgm.fm.prices import Price, cost_usd, price_of
-from dgm.gateway.ledger import Account, Budget, Ledger, Spend, UsageSink
+from dgm.gateway.ledger import Account, Budget, Ledger, RunAccount, RunLedger, Spend, UsageSink
 from dgm.gateway.wire import WIRES, EventStream, Refused, Usage, Wire, client_token
 from dgm.unix_server import UnixServer
 
@@ -88,17 +88,33 @@ class Lease:
         }
 
 
+def gateway_client(socket_path: str, model: str, lease: Lease):
+    """An FM client for `model` that calls through the gateway on `socket_path` as the
+    lease's unit."""
+    from dgm.fm.client import api_for, connect
+
+    api = api_for(model)
+    base_url = "http://gateway/v1" if api == "openai" else "http://gateway"
+    return connect(api, model, base_url=base_url, token=lease.token, socket=socket_path)
+
+
 class Gateway:
     def __init__(
         self,
         settings: GatewaySettings,
-        sink: UsageSink,
+        sink: UsageSink | None = None,
         *,
         run_id: str | None = None,
         spent: Spend | None = None,
+        run_account: RunAccount | None = None,
     ):
+        """The run's account is kept here (calls recorded in `sink`), unless `run_account`
+        is the one all the run's gateways share."""
         self.settings = settings
-        self.ledger = Ledger(sink, run_id=run_id, budget=settings.budget, spent=spent)
+        if run_account is None:
+            assert sink is not None
+            run_account = RunLedger(sink, run_id=run_id, budget=settings.budget, spent=spent)
+        self.ledger = Ledger(run_account)
         self.socket_path = ""  # known once started
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._server: UnixServer | None = None
@@ -150,11 +166,7 @@ class Gateway:
 
     def client(self, model: str, lease: Lease):
         """An FM client for `model` that calls through this gateway as the lease's unit."""
-        from dgm.fm.client import api_for, connect
-
-        api = api_for(model)
-        base_url = "http://gateway/v1" if api == "openai" else "http://gateway"
-        return connect(api, model, base_url=base_url, token=lease.token, socket=self.socket_path)
+        return gateway_client(self.socket_path, model, lease)
 
     def close_unit(self, lease: Lease) -> Spend:
         return self.ledger.close(lease.token)
@@ -208,7 +220,8 @@ class Gateway:
             return _error(wire, 400, "invalid_request_error", message)
         inputs = len(raw) + PROMPT_TOKENS + admitted.images * IMAGE_TOKENS
         worst = Usage(inputs, admitted.output_tokens)
-        if reason := meter.reserve(worst):
+        # in a thread: on a cluster the run's account is on another machine
+        if reason := await anyio.to_thread.run_sync(meter.reserve, worst):
             meter.settle("budget-exceeded")
             return _error(wire, 402, "budget_exceeded", reason)
         try:

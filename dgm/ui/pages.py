@@ -4,7 +4,6 @@ templates render it and the JSON answers are it, so a script sees what a person 
 from __future__ import annotations
 
 import bisect
-from datetime import UTC, datetime
 from typing import Any
 
 from archive import Archive
@@ -12,7 +11,7 @@ from archive.errors import InvalidArgument
 from archive.events import EventKind
 from archive.records import HELD_OUT_STAGE, NodeStatus
 from dgm.review import service
-from dgm.run_status import status_of
+from dgm.run_status import in_flight, status_of
 from dgm.ui import charts, lineage_svg, rendering
 
 EVENTS_SHOWN = 30
@@ -63,28 +62,6 @@ def live_state(arc: Archive, run_id: str) -> dict[str, Any]:
         ],
         "charts": run_charts(arc, run_id),
     }
-
-
-def in_flight(arc: Archive, run_id: str) -> list[dict[str, Any]]:
-    """Units started since the run last (re)started that have not finished or failed."""
-    # whatever was in flight before the run last (re)started died with its process
-    last_start = arc.last_event(run_id, EventKind.RUN_STARTED, EventKind.RUN_RESUMED)
-    after = last_start.id if last_start else 0
-    started: dict[str, list[datetime]] = {}
-    while batch := arc.events(run_id=run_id, after=after, limit=5000):
-        after = batch[-1].id
-        for e in batch:
-            unit = e.payload.get("unit")
-            if e.kind == EventKind.UNIT_STARTED:
-                started.setdefault(unit, []).append(e.created_at)
-            elif e.kind in (EventKind.UNIT_FINISHED, EventKind.UNIT_FAILED) and started.get(unit):
-                started[unit].pop(0)
-    now = datetime.now(UTC)
-    return [
-        {"unit": unit, "since": at, "seconds": round((now - at).total_seconds(), 1)}
-        for unit, times in started.items()
-        for at in times
-    ]
 
 
 def run_charts(arc: Archive, run_id: str) -> dict[str, str]:

@@ -71,7 +71,7 @@
   source.onmessage = (message) => {
     const state = JSON.parse(message.data);
     document.getElementById("node-count").textContent = state.nodes;
-    rows(document.getElementById("in-flight"), state.in_flight, (u) => [u.unit, u.seconds]);
+    rows(document.getElementById("in-flight"), state.in_flight, (u) => [u.unit, u.machine || "", u.seconds]);
     rows(document.getElementById("events"), state.events,
       (e) => [e.at.slice(11, 19), e.kind, (e.node || "-").slice(0, 8), e.what]);
     document.getElementById("latest-nodes").replaceChildren(...state.latest_nodes.map((n) => {
