@@ -28,7 +28,7 @@ from dgm import budget
 from dgm.config import ConfigError, RunConfig, dump_config
 from dgm.embeddings import MiniLM, code_vector
 from dgm.execute import Units
-from dgm.executors import Executor, open_executor
+from dgm.executors import Executor, check_executor, open_executor
 from dgm.expand import SEED_AGENT
 from dgm.fm.providers import open_providers
 from dgm.gateway import Budget as GatewayBudget
@@ -95,6 +95,7 @@ class Engine:
 
     def run(self, *, resume: bool = False) -> RunEnd:
         c = self.config
+        check_executor(c.executor)
         root = Path(c.archive)
         self.archive = archive = (
             Archive.open(root) if (root / "archive.json").exists() else Archive.init(root)

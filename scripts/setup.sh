@@ -51,6 +51,21 @@ case ",${DGM_EXTRAS:-}," in *,local,*)
   # llama-cpp-python builds from source; portable code, so a cached wheel runs on any x86-64
   export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" ;;
 esac
+# the long steps, said before they start (the pip cache makes later runs quick)
+.venv/bin/python -c 'import dgm' 2>/dev/null ||
+  echo "setup: installing dgm's Python packages into .venv (a minute or two the first time)"
+case ",${DGM_EXTRAS:-}," in *,local,*)
+  .venv/bin/python -c 'import llama_cpp' 2>/dev/null ||
+    echo "setup: compiling llama-cpp-python for the embedded model (about 6 minutes the first time)" ;;
+esac
+case ",${DGM_EXTRAS:-}," in *,embeddings,*)
+  .venv/bin/python -c 'import sentence_transformers' 2>/dev/null ||
+    echo "setup: installing PyTorch (CPU) and the code embedding model (a minute or two)" ;;
+esac
+case ",${DGM_EXTRAS:-}," in *,ray,*)
+  .venv/bin/python -c 'import ray' 2>/dev/null ||
+    echo "setup: installing Ray (about a minute the first time)" ;;
+esac
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
 
 if [ "${DGM_WITH_DOCKER:-0}" = 1 ]; then

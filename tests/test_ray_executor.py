@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -20,7 +22,7 @@ from archive.events import EventKind
 from dgm.gateway import Budget, GatewaySettings, Spend
 from tests.conftest import DGM, run_dgm
 from tests.scripted_fm import Reply, ScriptedFM
-from tests.test_run import stalled_fm, until_agents_wait, write_config
+from tests.test_run import respond, stalled_fm, until_agents_wait, write_config
 
 HELLO = [{"role": "user", "content": "hello"}]
 
@@ -184,3 +186,48 @@ def lose_a_node_mid_run(ray_cluster, worker, archive, tmp_path) -> None:
     # the dead node's sandbox was removed by the unit that ran again; no other is left
     assert lost[0] not in containers()
     assert containers(f"dgm.run={run_row.id}") == []
+
+
+def test_a_cluster_that_does_not_answer_is_refused_before_the_run_is_touched(tmp_path):
+    pytest.importorskip("ray")
+    with socket.socket() as unused:  # a loopback port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{unused.getsockname()[1]}"
+    config = write_config(tmp_path, executor=f"{{name: ray, address: '{address}'}}")
+    refused = subprocess.run([DGM, "run", str(config)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"dgm: error: no Ray cluster answers at {address}: start its head there (ray start "
+        "--head --port=PORT --resources='{\"docker\": N}') or set executor.address"
+    ]
+    assert not (tmp_path / "archive").exists()
+
+
+def test_sigterm_ends_a_cluster_run_at_once_and_it_continues(ray_cluster, base_image, tmp_path):
+    config = write_config(tmp_path, executor=f"{{name: ray, address: '{ray_cluster.address}'}}")
+    archive = tmp_path / "archive"
+    with stalled_fm() as (fm, release):
+        env = {**os.environ, "OPENAI_API_KEY": "sk-run", "OPENAI_BASE_URL": fm.openai_base_url}
+        run = subprocess.Popen([DGM, "run", str(config)], env=env, stderr=subprocess.PIPE)
+        until_agents_wait(fm)  # a unit on each node
+        run.send_signal(signal.SIGTERM)
+        # it does not wait for the stalled FM calls
+        assert run.wait(timeout=60) == 0, run.stderr.read().decode()
+        release.set()
+    with Archive.open(archive) as arc:
+        [run_row] = arc.runs()
+        assert (run_row.status, run_row.stop_reason) == ("stopped", "terminated")
+        [seed] = arc.nodes()
+        assert arc.evaluations(seed.id) == []  # the units given up left nothing
+    for _ in range(100):  # each cancelled unit closes its sandbox as it unwinds
+        if not containers(f"dgm.run={run_row.id}"):
+            break
+        time.sleep(0.2)
+    assert containers(f"dgm.run={run_row.id}") == []
+    with ScriptedFM(responder=respond) as fm:
+        env = {**os.environ, "OPENAI_API_KEY": "sk-run", "OPENAI_BASE_URL": fm.openai_base_url}
+        again = subprocess.run([DGM, "run", str(config)], env=env, capture_output=True, timeout=600)
+    assert again.returncode == 0, again.stderr.decode()
+    with Archive.open(archive) as arc:
+        evaluations = [e for n in arc.nodes() for e in arc.evaluations(n.id)]
+        assert {e.attempt for e in evaluations} == {1} and len(evaluations) == 6

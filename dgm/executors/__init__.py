@@ -37,6 +37,14 @@ class Executor(Protocol):
         ...
 
 
+def check_executor(config: ExecutorConfig) -> None:
+    """Refuse an executor that cannot start (ConfigError), before the run is touched."""
+    if config.name == "ray":
+        from dgm.executors.ray_cluster import check_address
+
+        check_address(config.address)
+
+
 @contextmanager
 def open_executor(
     config: ExecutorConfig,

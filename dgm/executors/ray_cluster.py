@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -52,6 +53,21 @@ PROVIDER_VARIABLES = (
 NODES_EVERY_S = 2.0  # how often the head looks for nodes that joined or died
 PUMP_EVERY_S = 0.25  # how often the head records the calls the desk collected
 GATEWAY_WAIT_S = 120.0  # longest a unit waits for its node's gateway (the embedded model loads)
+
+
+def check_address(address: str) -> None:
+    """ConfigError unless something answers at the cluster's address (Ray itself would wait
+    minutes for a head that is not there)."""
+    if address == "auto":  # ray.init says at once when this machine runs no cluster
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError):
+        raise ConfigError(
+            f"no Ray cluster answers at {address}: start its head there (ray start --head "
+            "--port=PORT --resources='{\"docker\": N}') or set executor.address"
+        ) from None
 
 
 def gateway_name(run_id: str, node_id: str) -> str:
@@ -174,7 +190,7 @@ class NodeGatewayHandle:
     actor: Any
     socket_path: str
 
-    def open_unit(self, unit_id: str, *, node_id: str | None = None, budget: Any = None) -> Lease:
+    def open_unit(self, unit_id: str, *, node_id: str | None = None) -> Lease:
         return ray.get(self.actor.open_unit.remote(unit_id, node_id))
 
     def close_unit(self, lease: Lease) -> Spend:

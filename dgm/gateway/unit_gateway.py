@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from dgm.gateway.ledger import Budget, Spend
+from dgm.gateway.ledger import Spend
 from dgm.gateway.server import Lease
 
 
 class UnitGateway(Protocol):
     socket_path: str
 
-    def open_unit(
-        self, unit_id: str, *, node_id: str | None = None, budget: Budget | None = None
-    ) -> Lease: ...
+    def open_unit(self, unit_id: str, *, node_id: str | None = None) -> Lease: ...
 
     def close_unit(self, lease: Lease) -> Spend: ...
 

@@ -100,6 +100,12 @@ def head_costs(archive: Archive, seed, run_id: str, address: str) -> list[tuple[
             ray.get(desk.settle.remote(call, worst))
 
         costs.append(("desk reserve + settle", per_call(round_trip, 500)))
+
+        def many_at_once(n: int = 2000) -> None:  # as many gateways' calls arrive together
+            ray.get([desk.reserve.remote(worst) for _ in range(n)])
+            ray.get([desk.settle.remote(call, worst) for _ in range(n)])
+
+        costs.append(("desk call, 4,000 at once", per_call(many_at_once, 3) / 4000))
     finally:
         ray.shutdown()
     return costs
