@@ -244,14 +244,14 @@ class Archive:
             self._event(conn, EventKind.RUN_STARTED, started, run_id=row["id"])
         return Run(**row)
 
-    def resume_run(self, run_id: str, tasks: RunTasks) -> Run:
-        """The run running again (its command was run again): its end is forgotten."""
+    def resume_run(self, run_id: str, tasks: RunTasks, config: dict[str, Any] | None = None) -> Run:
+        """The run running again (its command was run again): its end is forgotten; its
+        config is `config` from now on, when given (the same name, settings changed)."""
+        values: dict[str, Any] = {"status": "running", "stop_reason": None, "finished_at": None}
+        if config is not None:
+            values |= {"config": config, "config_hash": config_hash(config)}
         with self._write() as conn:
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(status="running", stop_reason=None, finished_at=None)
-            )
+            conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
             self._event(conn, EventKind.RUN_RESUMED, dict(tasks), run_id=run_id)
         return self.run(run_id)
 

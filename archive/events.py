@@ -30,6 +30,9 @@ class RunTasks(TypedDict):
     model: str
     searched: list[str]
     held_out: list[str]
+    # the session's resolved config (kept in the run's row) and what its models cost
+    config_hash: NotRequired[str]
+    prices: NotRequired[dict[str, list[float] | None]]  # USD per million in, out; None: unknown
 
 
 class RunStarted(TypedDict):
@@ -39,6 +42,8 @@ class RunStarted(TypedDict):
     model: NotRequired[str]
     searched: NotRequired[list[str]]
     held_out: NotRequired[list[str]]
+    config_hash: NotRequired[str]
+    prices: NotRequired[dict[str, list[float] | None]]
 
 
 class RunFinished(TypedDict):

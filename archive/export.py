@@ -12,7 +12,8 @@ from typing import Any
 
 from archive.archive import Archive
 from archive.errors import ExportTargetNotEmpty
-from archive.records import jsonable
+from archive.events import EventKind
+from archive.records import Run, jsonable
 
 AGENT_DIR = "agent"
 BUNDLE = "agent.bundle"
@@ -90,11 +91,22 @@ def _provenance(archive: Archive, node_id: str) -> dict[str, Any]:
         "scores": jsonable(archive.scores(node_id)),
         "results": results,
         "models": models[node_id],
-        "run": {"id": run.id, "name": run.name, "config_hash": run.config_hash} if run else None,
+        "run": _run(archive, run) if run else None,
         "config_hash": run.config_hash if run else None,
         "reviews": [jsonable(r) for r in archive.reviews(node_id)],
         "lineage": [ancestor(nid) for nid in path],
     }
+
+
+def _run(archive: Archive, run: Run) -> dict[str, Any]:
+    """The run that made the node: its resolved config, the config's hash, and what its
+    models cost as its last session metered them."""
+    started = archive.last_event(run.id, EventKind.RUN_STARTED, EventKind.RUN_RESUMED)
+    prices = started.payload.get("prices") if started else None
+    return {
+        "id": run.id, "name": run.name, "config_hash": run.config_hash, "config": run.config,
+        "prices": prices,
+    }  # fmt: skip
 
 
 def _dgm_version() -> str:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any, NamedTuple
 
+Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
+
 
 def jsonable(value: Any) -> Any:
     """Records as JSON-ready values: datetimes in ISO 8601, enums by value, scores with `score`."""
     if isinstance(value, Score):
-        return {"resolved": value.resolved, "attempted": value.attempted, "score": value.value}
+        interval = value.interval and [round(bound, 4) for bound in value.interval]
+        return {
+            "resolved": value.resolved, "attempted": value.attempted, "score": value.value,
+            "interval": interval,
+        }  # fmt: skip
     if isinstance(value, NodeScores):
         return {
             "overall": jsonable(value.overall),
@@ -76,10 +83,34 @@ class Score(NamedTuple):
     def __add__(self, other: tuple) -> Score:  # type: ignore[override]
         return Score(self.resolved + other[0], self.attempted + other[1])
 
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The 95% interval of the pass rate (Wilson's): over 10 tasks a score is mostly
+        noise, and people compare scores. None when nothing was attempted."""
+        return wilson_interval(self.resolved, self.attempted)
+
     def __str__(self) -> str:
         if not self.attempted:
             return "-"
-        return f"{self.value:.3f} ({self.resolved}/{self.attempted})"
+        return f"{self.value:.3f} ({self.resolved}/{self.attempted}; 95% {interval_text(self)})"
+
+
+def wilson_interval(resolved: int, attempted: int) -> tuple[float, float] | None:
+    """Wilson's score interval for `resolved` successes in `attempted` trials at 95%: unlike
+    the normal approximation it stays inside [0, 1] and is not empty at 0/n or n/n."""
+    if attempted <= 0:
+        return None
+    n, p, z2 = attempted, resolved / attempted, Z95 * Z95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    low = 0.0 if resolved == 0 else max(0.0, centre - half)
+    return low, 1.0 if resolved == attempted else min(1.0, centre + half)
+
+
+def interval_text(score: tuple[int, int]) -> str:
+    """A score's 95% interval as people read it (`0.30-0.95`), or `-`."""
+    interval = wilson_interval(*score)
+    return f"{interval[0]:.2f}-{interval[1]:.2f}" if interval else "-"
 
 
 HELD_OUT_STAGE = "held-out"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archive import Archive
+from archive import Archive, config_hash
 from archive.errors import DiskFull, RunHeld, is_disk_full
 from archive.events import EventKind, RunTasks
 from archive.records import HELD_OUT_STAGE, NodeStatus, Origin, Run
@@ -30,6 +30,7 @@ from dgm.embeddings import MiniLM, code_vector
 from dgm.execute import Units
 from dgm.executors import Executor, check_executor, open_executor
 from dgm.expand import SEED_AGENT
+from dgm.fm.prices import price_of
 from dgm.fm.providers import open_providers
 from dgm.gateway import Budget as GatewayBudget
 from dgm.gateway import GatewaySettings, Spend
@@ -179,23 +180,38 @@ class Engine:
     def _start(self, archive: Archive, tasks: RunTasks, resume: bool) -> Run:
         """The run of this name, running again, or a new one; with its seed."""
         c = self.config
+        config = dump_config(c)
+        tasks = tasks | {"config_hash": config_hash(config), "prices": self._prices()}
         existing = [r for r in archive.runs() if r.name == c.name]
         if existing:
             self._hold(existing[-1])  # before anything of it is touched
             _reap(existing[-1].id)  # the sandboxes a killed process of it left behind
             run, self._start_kind = (
-                archive.resume_run(existing[-1].id, tasks),
+                archive.resume_run(existing[-1].id, tasks, config),
                 EventKind.RUN_RESUMED,
             )
         elif resume:
             raise ConfigError(f"no run named {c.name!r} in {archive.root} to resume")
         else:
-            run = archive.create_run(c.name, dump_config(c), tasks)
+            run = archive.create_run(c.name, config, tasks)
             self._hold(run)
             self._start_kind = EventKind.RUN_STARTED
         if not any(n.run_id == run.id for n in archive.nodes()):
             archive.add_node(Path(c.seed_agent or SEED_AGENT), origin=Origin.SEED, run_id=run.id)
         return run
+
+    def _models(self) -> list[str]:
+        """The models the run calls (the gateway forwards these only)."""
+        c, m = self.config, self.config.models
+        return sorted({
+            m.self_modification, m.agent, m.diagnosis, m.judge or m.diagnosis,
+            c.review.model or m.diagnosis,
+        })  # fmt: skip
+
+    def _prices(self) -> dict[str, list[float] | None]:
+        """What each of the run's models costs, USD per million tokens in and out (None: no
+        price is known), as metering uses it."""
+        return {model: list(p) if (p := price_of(model)) else None for model in self._models()}
 
     def _hold(self, run: Run) -> None:
         """Take the run's lease (RunHeld names who has it) and keep it while this runs."""
@@ -223,15 +239,11 @@ class Engine:
                     vector = code_vector(self.archive, member.id, embedder)
                     self.population.code[member.id] = vector
         with open_providers() as providers:
-            m = c.models  # the gateway forwards calls for these models only
             settings = GatewaySettings(
                 openai=providers.openai, anthropic=providers.anthropic,
                 budget=GatewayBudget(usd=c.budget.usd, tokens=c.budget.tokens),
-                models=sorted({
-                    m.self_modification, m.agent, m.diagnosis, m.judge or m.diagnosis,
-                    c.review.model or m.diagnosis,
-                }),
-                max_output_tokens=m.max_output_tokens,
+                models=self._models(),  # it forwards calls for these models only
+                max_output_tokens=c.models.max_output_tokens,
             )  # fmt: skip
             b = c.benchmark
             spec = BenchmarkSpec(b.name, b.path, c.sandbox.backend, b.pull)

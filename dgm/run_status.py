@@ -10,7 +10,7 @@ from typing import Any
 from archive import Archive, Run
 from archive.errors import InvalidArgument
 from archive.events import EventKind
-from archive.records import NodeStatus
+from archive.records import NodeStatus, Score, jsonable
 from dgm import budget
 from dgm.run_population import run_population
 from dgm.search import Population, answer_of
@@ -60,6 +60,28 @@ def run_status(archive: Archive, name: str | None = None) -> dict[str, Any]:
     return status_of(archive, find_run(archive, name))
 
 
+def run_config(archive: Archive, run: Run) -> dict[str, Any]:
+    """`dgm status --config`: the run's resolved config (after `--set`) and its hash, what its
+    models cost as metered (USD per million tokens in and out; None: no price known), and
+    the config hash of each session (a run continued with other settings changes it)."""
+    started = archive.last_event(run.id, EventKind.RUN_STARTED, EventKind.RUN_RESUMED)
+    sessions = sorted(
+        (e for kind in (EventKind.RUN_STARTED, EventKind.RUN_RESUMED)
+         for e in archive.events_of(run.id, kind)),
+        key=lambda e: e.id,
+    )  # fmt: skip
+    return {
+        "name": run.name,
+        "config": run.config,
+        "config_hash": run.config_hash,
+        "prices": started.payload.get("prices") if started else None,
+        "sessions": [
+            {"kind": e.kind, "at": e.created_at, "config_hash": e.payload.get("config_hash")}
+            for e in sessions
+        ],
+    }
+
+
 def in_flight(arc: Archive, run_id: str) -> list[dict[str, Any]]:
     """Units started since the run last (re)started that have not finished or failed, each
     with the machine it runs on (None until it has started on one)."""
@@ -97,7 +119,9 @@ def status_of(archive: Archive, run: Run) -> dict[str, Any]:
     tokens, usd = archive.fm_spend(run.id)
     limits = budget.Budget.model_validate(run.config.get("budget", {}))
     lines = budget.lines(limits, archive, run, answer.population)
-    best = {"id": answer.node, "resolved": answer.resolved, "attempted": answer.attempted}
+    best = {
+        "id": answer.node, **jsonable(Score(answer.resolved, answer.attempted)),
+    }  # fmt: skip
     return {
         "id": run.id,
         "name": run.name,
@@ -117,7 +141,8 @@ def status_of(archive: Archive, run: Run) -> dict[str, Any]:
         "best": best if answer.node else None,
         "answer_rule": answer.rule,
         "held_out": (
-            {k: held_out.payload[k] for k in ("resolved", "attempted")} | {"id": held_out.node_id}
+            jsonable(Score(held_out.payload["resolved"], held_out.payload["attempted"]))
+            | {"id": held_out.node_id}
             if held_out
             else None
         ),

@@ -311,3 +311,20 @@ def test_missing_git_object_is_detected(archive, agent_dir):
     obj.unlink()
     report = archive.check()
     assert not report.ok and "missing" in report.problems[0]
+
+
+def test_a_score_s_interval_is_wilson_s_at_95_percent():
+    """Wilson's score interval, (p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n),
+    z = 1.96: published values for 3/4, 5/10, 0/10 and 10/10; none when nothing was tried."""
+    from archive.records import wilson_interval
+
+    for (resolved, attempted), (low, high) in {
+        (3, 4): (0.301, 0.954), (5, 10): (0.237, 0.763), (0, 10): (0.0, 0.278),
+        (10, 10): (0.722, 1.0),
+    }.items():  # fmt: skip
+        found = wilson_interval(resolved, attempted)
+        assert found is not None
+        assert (round(found[0], 3), round(found[1], 3)) == (low, high)
+    assert wilson_interval(0, 0) is None and Score(0, 0).interval is None
+    # ten tasks say little: 6/10 and 4/10 overlap almost entirely
+    assert Score(4, 10).interval[1] > Score(6, 10).interval[0]

@@ -136,11 +136,18 @@ def test_verify_and_run_the_built_in_swebench_suite(base_image, tmp_path):
     run = ["bench", "run", node[:8], "--benchmark", "builtin-swebench", "--model", "gpt-4o"]
     with ScriptedFM(*script) as fm:
         env = {"OPENAI_API_KEY": "sk-run-key", "OPENAI_BASE_URL": fm.openai_base_url}
-        result = run_dgm(*run, "--tasks", "dgm__semver-4", "--json", archive=archive, env=env)
+        predictions = tmp_path / "predictions.jsonl"
+        result = run_dgm(*run, "--tasks", "dgm__semver-4", "--json", "--predictions",
+                         str(predictions), archive=archive, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert [(r["task"], r["status"]) for r in json.loads(result.stdout)] == [
         ("dgm__semver-4", "resolved")
     ]
+    # the patch it made, as SWE-bench's harness and sb-cli read predictions
+    [prediction] = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert prediction["instance_id"] == "dgm__semver-4"
+    assert prediction["model_name_or_path"] == f"dgm-{node}"
+    assert "+    major, minor, patch = (int(part) for part in parts)" in prediction["model_patch"]
     # the tool result the agent saw: the repository's tests ran in its sandbox
     assert "4 passed" in json.dumps(fm.requests[1].body)
 

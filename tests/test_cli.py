@@ -114,9 +114,10 @@ def test_tree_scores_and_text(populated):
     arc, ids = populated
     nodes = {n["id"]: n for n in json.loads(ok(run_dgm("tree", "--json", archive=arc)))}
     assert nodes[ids["a"]]["score"] == 0.75 and nodes[ids["a"]]["attempted"] == 4
+    assert nodes[ids["a"]]["interval"] == [0.3006, 0.9544]  # 3/4 is mostly noise
     assert nodes[ids["root"]]["children"] == 2 and nodes[ids["c"]]["depth"] == 2
     text = ok(run_dgm("tree", archive=arc))
-    assert "0.750 (3/4)" in text
+    assert "0.750 (3/4; 95% 0.30-0.95)" in text
     assert text.splitlines()[1].startswith("└── " + ids["root"][:8])
     lines = ok(run_dgm("tree", ids["a"][:6], archive=arc)).splitlines()
     assert [line[:12] for line in lines[1:]] == ["└── " + ids["a"][:8], "    └── " + ids["c"][:4]]
@@ -131,11 +132,13 @@ def test_show(populated):
     shown = json.loads(ok(run_dgm("show", ids["a"][:7], "--json", archive=arc)))
     assert shown["id"] == ids["a"] and shown["parent_id"] == ids["root"]
     assert shown["children"] == [ids["c"]] and shown["depth"] == 1
-    assert shown["scores"]["overall"] == {"resolved": 3, "attempted": 4, "score": 0.75}
+    assert shown["scores"]["overall"] == {
+        "resolved": 3, "attempted": 4, "score": 0.75, "interval": [0.3006, 0.9544],
+    }  # fmt: skip
     assert len(shown["evaluations"]) == 4
     assert (shown["reviews"][0]["kind"], shown["reviews"][0]["risk"]) == ("automated", "low")
     text = ok(run_dgm("show", ids["a"][:7], archive=arc))
-    assert "Retry failed edits" in text and "0.750 (3/4)" in text
+    assert "Retry failed edits" in text and "0.750 (3/4; 95% 0.30-0.95)" in text
 
 
 def test_diff(populated):
@@ -247,10 +250,12 @@ def test_export_best_is_never_chosen_by_held_out_results(populated, tmp_path):
     # searched and held-out results are shown apart
     tree = {n["id"]: n for n in json.loads(ok(run_dgm("tree", "--json", archive=arc)))}
     c = tree[ids["c"]]
-    assert (c["resolved"], c["attempted"], c["held_out"]) == (2, 4, {"resolved": 6, "attempted": 6})
-    assert "score 0.500 (2/4)  held-out 1.000 (6/6)" in ok(run_dgm("tree", archive=arc))
+    assert (c["resolved"], c["attempted"], c["interval"]) == (2, 4, [0.15, 0.85])
+    assert c["held_out"] == {"resolved": 6, "attempted": 6, "score": 1.0, "interval": [0.6097, 1.0]}
+    tree_text = ok(run_dgm("tree", archive=arc))
+    assert "score 0.500 (2/4; 95% 0.15-0.85)  held-out 1.000 (6/6; 95% 0.61-1.00)" in tree_text
     shown = ok(run_dgm("show", ids["c"][:8], archive=arc))
-    assert "0.500 (2/4)" in shown and "1.000 (6/6)" in shown
+    assert "0.500 (2/4; 95% 0.15-0.85)" in shown and "1.000 (6/6; 95% 0.61-1.00)" in shown
     rows = json.loads(ok(run_dgm("lineage", ids["c"][:8], "--json", archive=arc)))
     assert (rows[-1]["score"]["attempted"], rows[-1]["held_out"]["attempted"]) == (4, 6)
     missing = run_dgm("export", "best", "--run", "nope", "--out", str(tmp_path / "n"), archive=arc)

@@ -98,4 +98,4 @@ def test_an_agent_cut_short_is_a_counted_timeout_shown_by_dgm_show(
     assert log.startswith(f"the agent ran out of {ran_out}")
     assert archive.scores(node.id).searched == (0, 1)
     shown = run_dgm("show", node.id, "--archive", str(archive.root)).stdout
-    assert "evaluations 1: 1 timeout" in shown and "(0/1)" in shown
+    assert "evaluations 1: 1 timeout" in shown and "(0/1; 95% 0.00-0.79)" in shown

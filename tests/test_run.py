@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from archive import Archive
+from archive import Archive, config_hash
 from archive.events import EventKind
 from dgm.cli.run_commands import live_view
 from dgm.config import ConfigError, load_config
 from dgm.engine import Engine
+from dgm.fm.prices import price_of
 from tests.conftest import DGM, run_dgm
 from tests.scripted_fm import Reply, Request, ScriptedFM, ToolCall
 
@@ -225,7 +226,10 @@ def test_the_answer_is_measured_on_held_out_tasks(base_image, fm, tmp_path):
     status = json.loads(run_dgm("status", "--archive", str(tmp_path / "archive"), "--json").stdout)
     assert (status["best"]["resolved"], status["best"]["attempted"]) == (0, 2)  # searched only
     assert status["budget"]["evaluations"]["spent"] == 2
-    assert status["held_out"] == {"id": status["best"]["id"], "resolved": 0, "attempted": 1}
+    assert status["held_out"] == {
+        "id": status["best"]["id"], "resolved": 0, "attempted": 1, "score": 0.0,
+        "interval": [0.0, 0.7935],  # one task says almost nothing
+    }  # fmt: skip
     with Archive.open(tmp_path / "archive") as archive:
         [seed] = archive.nodes()
         stages = {e.task: e.stage for e in archive.evaluations(seed.id)}
@@ -233,7 +237,7 @@ def test_the_answer_is_measured_on_held_out_tasks(base_image, fm, tmp_path):
             "python/clamp": "stage-1", "python/shout": "stage-1", "python/roman": "held-out"
         }  # fmt: skip
     tree = run_dgm("tree", "--archive", str(tmp_path / "archive")).stdout
-    assert "score 0.000 (0/2)  held-out 0.000 (0/1)" in tree  # apart, never mixed
+    assert "score 0.000 (0/2; 95% 0.00-0.66)  held-out 0.000 (0/1; 95% 0.00-0.79)" in tree
     exported = run_dgm("export", "best", "--out", str(tmp_path / "best"), "--json",
                        "--archive", str(tmp_path / "archive"))  # fmt: skip
     assert json.loads(exported.stdout)["node"] == seed.id
@@ -528,3 +532,35 @@ def test_flagged_children_wait_for_a_person_while_the_run_goes_on(
         assert (other, "admit", "passed") not in gates
     status = json.loads(run_dgm("status", "--json", archive=archive_dir).stdout)
     assert status["awaiting_review"] == 0 and status["best"]["id"] == better
+
+
+def test_a_run_keeps_its_resolved_config_with_its_hash_and_prices(base_image, fm, tmp_path):
+    archive = tmp_path / "archive"
+    config = str(write_config(tmp_path))
+    first = run_dgm("run", config, "--set", "models.agent=gpt-4o", "--set", "scheduler.workers=1")
+    assert first.returncode == 0, first.stderr
+    kept = json.loads(run_dgm("status", "--config", "--json", archive=archive).stdout)
+    assert kept["config"]["models"]["agent"] == "gpt-4o"  # as --set made it
+    assert kept["config"]["scheduler"]["workers"] == 1
+    assert kept["config_hash"] == config_hash(kept["config"])
+    # what metering used: a known price for gpt-4o, none for the scripted models
+    assert kept["prices"]["gpt-4o"] == list(price_of("gpt-4o"))
+    assert kept["prices"]["self-model"] is None and set(kept["prices"]) == {
+        "gpt-4o", "self-model", "diagnosis-model",
+    }  # fmt: skip
+    # continued with another setting: the run's config is the new one, each session's hash kept
+    again = run_dgm("run", config, "--set", "models.agent=gpt-4o", "--set", "scheduler.workers=2")
+    assert again.returncode == 0, again.stderr
+    now = json.loads(run_dgm("status", "--config", "--json", archive=archive).stdout)
+    assert now["config"]["scheduler"]["workers"] == 2
+    assert [s["config_hash"] for s in now["sessions"]] == [kept["config_hash"], now["config_hash"]]
+    shown = run_dgm("status", "--config", archive=archive).stdout
+    assert f"run e2e: config {now['config_hash']}" in shown and "workers: 2" in shown
+    assert "gpt-4o: 2.5 / 10" in shown and "self-model: unknown" in shown, shown
+    assert "sessions:" in shown
+    exported = run_dgm("export", "best", "--out", str(tmp_path / "best"), archive=archive)
+    assert exported.returncode == 0, exported.stderr
+    provenance = json.loads((tmp_path / "best" / "provenance.json").read_text())
+    assert provenance["run"]["config"] == now["config"]
+    assert provenance["run"]["config_hash"] == now["config_hash"] == provenance["config_hash"]
+    assert provenance["run"]["prices"] == now["prices"]

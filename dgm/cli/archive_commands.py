@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from rich.text import Text
 from archive import Archive, Lineage, NodeSummary, Origin, jsonable
 from archive.database import display_url
 from archive.errors import InvalidArgument
+from archive.records import interval_text
 from dgm.cli.common import (
     DEFAULT_ARCHIVE,
     ArchiveOption,
@@ -23,13 +25,15 @@ from dgm.cli.common import (
     open_archive,
     print_json,
     short,
+    warnings,
 )
 
 NodeArgument = Annotated[str, typer.Argument(help="Node id or a unique prefix of it.")]
 
 
 def register(app: typer.Typer) -> None:
-    for command in (init, tree, show, cat, diff, lineage, export, add_agent, fsck, gc):
+    commands = (init, tree, show, cat, diff, lineage, export, predictions, add_agent, fsck, gc)
+    for command in commands:
         app.command(name=command.__name__.replace("_", "-"))(command)
 
 
@@ -103,7 +107,8 @@ def _summary_json(s: NodeSummary, commit: str, tree: str, depth: int) -> dict:
         "score": s.score.value,
         "resolved": s.score.resolved,
         "attempted": s.score.attempted,
-        "held_out": {"resolved": s.held_out.resolved, "attempted": s.held_out.attempted},
+        "interval": jsonable(s.score)["interval"],
+        "held_out": jsonable(s.held_out),
         "depth": depth,
     }
 
@@ -121,9 +126,30 @@ def _status_style(status: str) -> str:
 
 
 def show(
-    node: NodeArgument, archive: ArchiveOption = DEFAULT_ARCHIVE, as_json: JsonOption = False
+    node: NodeArgument,
+    archive: ArchiveOption = DEFAULT_ARCHIVE,
+    task: Annotated[
+        str | None, typer.Option(help="With --trajectory: the task whose attempt to show.")
+    ] = None,
+    attempt: Annotated[
+        int | None, typer.Option(help="Which attempt at the task (default: the latest).")
+    ] = None,
+    trajectory: Annotated[
+        bool, typer.Option("--trajectory", help="The agent's conversation on --task.")
+    ] = False,
+    form: Annotated[
+        str, typer.Option("--format", help="text, or mini-swe-agent (its .traj.json).")
+    ] = "text",
+    out: Annotated[
+        Path | None, typer.Option(help="Write the mini-swe-agent trajectory to this file.")
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Everything the archive knows about one node."""
+    """Everything the archive knows about one node; with --trajectory, what its agent did
+    on one task."""
+    if trajectory or task is not None:
+        show_trajectory(node, archive, task, attempt, form, out)
+        return
     with open_archive(archive) as arc:
         node_id = arc.resolve(node)
         record = arc.node(node_id)
@@ -165,10 +191,13 @@ def show(
         console.print("\n[bold]proposal[/]")
         console.print(escape(record.proposal.strip()))
     if scores.by_stage:
-        table = Table("benchmark", "stage", "resolved", "attempted", "score", title="scores")
+        table = Table("benchmark", "stage", "resolved", "attempted", "score", "95%", title="scores")
         for (benchmark, stage), score in sorted(scores.by_stage.items()):
             value = f"{score.value:.3f}" if score.attempted else "-"
-            table.add_row(benchmark, stage, str(score.resolved), str(score.attempted), value)
+            table.add_row(
+                benchmark, stage, str(score.resolved), str(score.attempted), value,
+                interval_text(score),
+            )  # fmt: skip
         console.print(table)
     if evaluations:
         counts: dict[str, int] = {}
@@ -180,6 +209,71 @@ def show(
         console.print(
             f"[bold]review[/] {r.kind} {escape(r.reviewer)}: {r.decision} - {escape(r.reason)}"
         )
+
+
+def show_trajectory(
+    node: str, archive: Path | None, task: str | None, attempt: int | None, form: str,
+    out: Path | None,
+) -> None:  # fmt: skip
+    from dgm import trajectories
+
+    if task is None:
+        raise InvalidArgument("--trajectory needs --task TASK: the task whose attempt to show")
+    if form not in ("text", "mini-swe-agent"):
+        raise InvalidArgument(f"--format {form}: choose text or mini-swe-agent")
+    with open_archive(archive) as arc:
+        node_id = arc.resolve(node)
+        tried = [e for e in arc.evaluations(node_id) if e.task == task]
+        if not tried:
+            tasks = sorted({e.task for e in arc.evaluations(node_id)})
+            raise InvalidArgument(
+                f"node {short(node_id)} has no result on {task}"
+                + (f"; it has results on {', '.join(tasks)}" if tasks else "")
+            )
+        chosen = [e for e in tried if attempt is None or e.attempt == attempt]
+        if not chosen:
+            attempts = ", ".join(str(e.attempt) for e in tried)
+            raise InvalidArgument(f"no attempt {attempt} at {task}; its attempts: {attempts}")
+        result = chosen[-1]
+        if result.trajectory_blob is None:
+            raise InvalidArgument(
+                f"attempt {result.attempt} at {task} kept no trajectory ({result.status.value})"
+            )
+        data = arc.blobs.get(result.trajectory_blob)
+        patch = arc.blobs.get(result.patch_blob) if result.patch_blob else b""
+    submission = patch.decode(errors="replace")
+    if form == "mini-swe-agent":
+        converted = trajectories.mini_swe_agent(
+            data, submission=submission, cost_usd=result.cost_usd or 0.0, status=result.status.value
+        )
+        text = json.dumps(converted, indent=2)
+        if out is None:
+            print(text)
+        else:
+            out.write_text(text + "\n")
+            warnings.print(f"wrote {out} (open it with mini-swe-agent's inspector)")
+        return
+    turns, left_out = trajectories.conversation(data)
+    console.print(
+        f"node {short(node_id)} on {task}, attempt {result.attempt}: {result.status.value}",
+        style="bold",
+    )
+    for turn in turns:
+        step = f"[{turn.step}] " if turn.step is not None else ""
+        if turn.kind == "assistant":
+            console.print(Text(f"{step}assistant", style="bold cyan"))
+            if turn.text:
+                console.print(Text(turn.text))
+            for call in turn.calls:
+                console.print(Text(f"  -> {call['name']} {call['arguments']}", style="cyan"))
+        elif turn.kind == "tool":
+            verdict = "" if turn.ok else " (malformed call)"
+            console.print(Text(f"{step}tool {turn.name}{verdict}", style="bold yellow"))
+            console.print(Text(turn.text))
+        else:
+            console.print(Text(f"{step}{turn.name or 'line'}: {turn.text}", style="dim"))
+    if left_out:
+        console.print(f"... and {left_out} more lines (--format mini-swe-agent has them all)")
 
 
 def cat(
@@ -254,6 +348,54 @@ def lineage(
     console.print(table)
 
 
+def _best(arc: Archive, run: str | None, what: str):
+    """The answer of a run (the latest, or the one named), which must have one."""
+    from dgm.run_status import find_run, run_answer
+
+    answer = run_answer(arc, find_run(arc, run))
+    if answer.node is None:
+        raise InvalidArgument(
+            f"run {answer.run.name!r} has no scored node yet; name a node to {what}"
+        )
+    return answer
+
+
+def predictions(
+    node: Annotated[
+        str, typer.Argument(help="Node id (or prefix), or `best`: the answer of the latest run.")
+    ],
+    benchmark: Annotated[str, typer.Option(help="The results' benchmark (`dgm bench list`).")],
+    out: Annotated[Path, typer.Option("--out", help="The JSONL file to write.")],
+    run: Annotated[
+        str | None,
+        typer.Option("--run", help="Only this run's results (with `best`: its answer)."),
+    ] = None,
+    archive: ArchiveOption = DEFAULT_ARCHIVE,
+    as_json: JsonOption = False,
+) -> None:
+    """A node's patches as SWE-bench predictions: the JSONL that swebench's run_evaluation
+    and sb-cli read (model_name_or_path: dgm-<node id>)."""
+    from dgm.predictions import model_name, node_predictions, write_predictions
+    from dgm.run_status import find_run
+
+    with open_archive(archive) as arc:
+        chosen_run = find_run(arc, run) if run else None
+        node_id = _best(arc, run, "predict").node if node == "best" else arc.resolve(node)
+        found = node_predictions(
+            arc, node_id, benchmark, run_id=chosen_run.id if chosen_run else None
+        )
+    write_predictions(found, out)
+    empty = sum(not p["model_patch"].strip() for p in found)
+    if as_json:
+        print_json({"node": node_id, "model_name_or_path": model_name(node_id),
+                    "predictions": len(found), "empty": empty, "out": str(out)})  # fmt: skip
+        return
+    console.print(
+        f"wrote {len(found)} predictions of {short(node_id)} ({model_name(node_id)}) to {out}"
+        + (f"; {empty} with an empty patch" if empty else "")
+    )
+
+
 def export(
     node: Annotated[
         str, typer.Argument(help="Node id (or prefix), or `best`: the answer of the latest run.")
@@ -273,13 +415,7 @@ def export(
     chosen = None
     with open_archive(archive) as arc:
         if node == "best":
-            from dgm.run_status import find_run, run_answer
-
-            answer = run_answer(arc, find_run(arc, run))
-            if answer.node is None:
-                raise InvalidArgument(
-                    f"run {answer.run.name!r} has no scored node yet; name a node to export"
-                )
+            answer = _best(arc, run, "export")
             node_id = answer.node
             chosen = {
                 "run": answer.run.name, "run_id": answer.run.id, "rule": answer.rule,

@@ -148,6 +148,10 @@ def run_(
     again: Annotated[bool, typer.Option(help="Run tasks already evaluated again.")] = False,
     pull: PullOption = False,
     backend: Annotated[Backend, typer.Option(help="Sandbox backend.")] = Backend.AUTO,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(help="Also write the patches as SWE-bench predictions (JSONL) here."),
+    ] = None,
     archive: ArchiveOption = DEFAULT_ARCHIVE,
     as_json: JsonOption = False,
 ) -> None:
@@ -196,6 +200,12 @@ def run_(
                 for result in pool.map(one, chosen):
                     results.append(result)
                     progress.advance(job)
+        if predictions is not None:  # what was counted: a harness error predicts nothing
+            from dgm.predictions import rows as prediction_rows
+            from dgm.predictions import write_predictions
+
+            counted = [r for r in results if r.status.counted]
+            write_predictions(prediction_rows(arc, node_id, counted), predictions)
         rows = [
             {
                 "task": r.task,

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from archive.records import NodeStatus
+from archive.records import NodeStatus, interval_text
 from dgm.cli.common import (
     DEFAULT_ARCHIVE,
     ArchiveOption,
@@ -254,7 +254,9 @@ def _finding(f) -> str:
 
 
 def _score(score) -> str:
-    return f"{score.resolved}/{score.attempted}" if score.attempted else "-"
+    if not score.attempted:
+        return "-"
+    return f"{score.resolved}/{score.attempted} ({interval_text(score)})"
 
 
 def _row_json(state) -> dict:

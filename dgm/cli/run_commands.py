@@ -13,6 +13,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from archive.records import interval_text
 from dgm.cli.common import DEFAULT_ARCHIVE, ArchiveOption, JsonOption, console, print_json
 
 
@@ -81,9 +82,10 @@ def live_view(engine) -> Group:
         machines = Counter(engine.placed.get(str(unit)) for unit in engine.in_flight)
         placed = sorted((m, n) for m, n in machines.items() if m)
         where = " (" + ", ".join(f"{n} on {m}" for m, n in placed) + ")" if placed else ""
+        score = f"{resolved}/{attempted} ({interval_text((resolved, attempted))})"
         text = (
             f"{engine.units_done} units done, {len(engine.in_flight)} in flight{where}, "
-            f"best {f'{resolved}/{attempted}' if best else '-'}"
+            f"best {score if best else '-'}"
         )
     if engine.awaiting:
         text += f", {engine.awaiting} waiting for a person"
@@ -99,19 +101,43 @@ def live_view(engine) -> Group:
     return Group(Text(text), bar)
 
 
+def show_config(found: dict) -> None:
+    import yaml
+
+    console.print(f"run {found['name']}: config {found['config_hash']}", highlight=False)
+    console.print(yaml.safe_dump(found["config"], sort_keys=False).rstrip(), highlight=False)
+    if prices := found["prices"]:
+        console.print("prices, USD per million tokens (in / out):")
+        for model, price in prices.items():
+            cost = f"{price[0]:g} / {price[1]:g}" if price else "unknown (not metered in USD)"
+            console.print(f"  {model}: {cost}", highlight=False)
+    hashes = [s["config_hash"] for s in found["sessions"]]
+    if len(set(hashes)) > 1:  # continued with other settings
+        console.print("sessions:")
+        for session in found["sessions"]:
+            at = session["at"].strftime("%Y-%m-%d %H:%M:%S")
+            console.print(f"  {at} {session['kind']}: config {session['config_hash']}")
+
+
 def status(
     archive: ArchiveOption = DEFAULT_ARCHIVE,
     name: Annotated[str | None, typer.Option(help="The run (default: the latest).")] = None,
+    config: Annotated[
+        bool, typer.Option("--config", help="The run's resolved config, its hash and prices.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """How a run is going: state, units done and in flight, best node, spend, reviews."""
     from dgm.cli.common import open_archive
-    from dgm.run_status import run_status
+    from dgm.run_status import find_run, run_config, run_status
 
     with open_archive(archive) as arc:
-        found = run_status(arc, name)
+        found = run_config(arc, find_run(arc, name)) if config else run_status(arc, name)
     if as_json:
         print_json(found)
+        return
+    if config:
+        show_config(found)
         return
     console.print(
         f"run {found['name']} ({found['id'][:8]}): {found['state']}"
@@ -130,14 +156,16 @@ def status(
     best, chosen = found["best"], found["selector"]
     by = chosen["name"] + "".join(f" {k}={v}" for k, v in chosen["params"].items())
     console.print(
-        f"best node {best['id'][:8]} {best['resolved']}/{best['attempted']} on the searched "
+        f"best node {best['id'][:8]} {best['resolved']}/{best['attempted']} "
+        f"({interval_text((best['resolved'], best['attempted']))}) on the searched "
         f"tasks (by {by}: {found['answer_rule']})"
         if best
         else f"best node: none yet (selector {by})"
     )
     if held_out := found["held_out"]:
         console.print(
-            f"held-out answer {held_out['id'][:8]} {held_out['resolved']}/{held_out['attempted']}"
+            f"held-out answer {held_out['id'][:8]} {held_out['resolved']}/{held_out['attempted']} "
+            f"({interval_text((held_out['resolved'], held_out['attempted']))})"
             " on tasks the search never saw"
         )
     spend = found["spend"]

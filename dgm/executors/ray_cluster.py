@@ -60,6 +60,11 @@ def check_address(address: str) -> None:
     minutes for a head that is not there)."""
     if address == "auto":  # ray.init says at once when this machine runs no cluster
         return
+    if address.startswith("ray://"):  # a Ray Client driver has no node for the run's desk
+        raise ConfigError(
+            f"executor.address {address}: Ray Client is not supported; run dgm on a machine "
+            "of the cluster and give its head's host:port"
+        )
     host, _, port = address.rpartition(":")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()

@@ -36,6 +36,7 @@ from starlette.templating import Jinja2Templates
 
 from archive import Archive, jsonable
 from archive.errors import ArchiveError, InvalidArgument, UnknownNode
+from archive.records import interval_text
 from dgm.review import service
 from dgm.ui import lineage_svg, pages, rendering
 from dgm.ui.sessions import COOKIE, LIFETIME_S, Session, Sessions, csrf_ok
@@ -134,7 +135,9 @@ def _json(data: Any) -> Any:
 
 def _score(score: Any) -> str:
     resolved, attempted = score
-    return f"{resolved}/{attempted} ({resolved / attempted:.2f})" if attempted else "-"
+    if not attempted:
+        return "-"
+    return f"{resolved}/{attempted} ({resolved / attempted:.2f}; 95% {interval_text(score)})"
 
 
 def _safe_next(target: str | None) -> str:

@@ -10,6 +10,7 @@ from archive import Archive
 from archive.errors import InvalidArgument
 from archive.events import EventKind
 from archive.records import HELD_OUT_STAGE, NodeStatus
+from dgm import trajectories
 from dgm.review import service
 from dgm.run_status import in_flight, status_of
 from dgm.ui import charts, lineage_svg, rendering
@@ -142,7 +143,7 @@ def node_page(arc: Archive, node_id: str) -> dict[str, Any]:
     state = service.gate_state(arc, node)
     meta = node.meta
     trajectory = arc.blobs.get(meta["trajectory_blob"]) if meta.get("trajectory_blob") else None
-    turns, left_out = rendering.conversation(trajectory)
+    turns, left_out = trajectories.conversation(trajectory)
     evaluations = arc.evaluations(node_id)
     stages: dict[str, list[dict[str, Any]]] = {}
     for e in sorted(evaluations, key=lambda e: (e.stage, e.task, e.attempt)):
@@ -205,7 +206,7 @@ def evaluation_page(arc: Archive, evaluation_id: int) -> dict[str, Any]:
         return data if len(data) <= LOG_CHARS else data[-LOG_CHARS:]
 
     patch = text(e.patch_blob)
-    turns, left_out = rendering.conversation(
+    turns, left_out = trajectories.conversation(
         arc.blobs.get(e.trajectory_blob) if e.trajectory_blob else None
     )
     return {
