@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from archive import Archive
-from archive.records import EvalStatus, Evaluation, EvaluationResult
+from archive.records import EvalStatus, Evaluation, EvaluationResult, Node
 from benchmarks.agent_run import AgentLimits, run_agent, task_repository
 from benchmarks.base import Benchmark, BenchmarkError
 from dgm.gateway.unit_gateway import UnitGateway
@@ -45,12 +45,13 @@ def evaluate(
     run_id: str | None = None,
 ) -> Evaluation:
     """`stage`: what the result is recorded as (a run's stage, `held-out`, or `default`)."""
+    node = archive.node(node_id)
     key = Key(benchmark.name, task, model, limits)
-    if not again and (done := known(archive, node_id, key, stage=stage, run_id=run_id)):
+    if not again and (done := known(archive, node, key, stage=stage, run_id=run_id)):
         return done
     with tempfile.TemporaryDirectory(prefix="dgm-agent-") as tmp:
         agent = Path(tmp) / "agent"
-        archive.git.checkout(archive.node(node_id).commit, agent)
+        archive.git.checkout(node.commit, agent)
         result = attempt(
             agent, benchmark, task, node_id=node_id, gateway=gateway, new_sandbox=new_sandbox,
             model=model, sandbox_settings=sandbox_settings, limits=limits, stage=stage,
@@ -69,19 +70,19 @@ class Key:
 
 
 def known(
-    archive: Archive, node_id: str, key: Key, *, stage: str, run_id: str | None
+    archive: Archive, node: Node, key: Key, *, stage: str, run_id: str | None
 ) -> Evaluation | None:
     """The node's own counted result, or one its tree already has (recorded for the node at
     no cost); None when it must be attempted."""
     fields = (key.benchmark, key.task, key.model, key.limits.key)
     own = [
         e
-        for e in archive.evaluations(node_id)
+        for e in archive.evaluations(node.id)
         if (e.benchmark, e.task, e.model, e.limits) == fields and e.status.counted
     ]
     if own:
         return own[-1]
-    cached = archive.cached_evaluation(archive.node(node_id).tree, *fields)
+    cached = archive.cached_evaluation(node.tree, *fields)
     if cached is None:
         return None
     blobs = [
@@ -93,7 +94,7 @@ def known(
         cost_usd=0.0, model=key.model, limits=key.limits.key,
         log=blobs[0], patch=blobs[1], trajectory=blobs[2],
     )  # fmt: skip
-    return archive.record_evaluations(node_id, [reused], run_id=run_id)[0]
+    return archive.record_evaluations(node.id, [reused], run_id=run_id)[0]
 
 
 def attempt(

@@ -63,7 +63,7 @@ class Units:
             task = unit.task or ""
             stage = self.stage_of.get(task, "default")
             key = Key(self.bench.name, task, c.models.agent, c.agent)
-            if not (done := known(archive, unit.node, key, stage=stage, run_id=self.run_id)):
+            if not (done := known(archive, node, key, stage=stage, run_id=self.run_id)):
                 work = EvaluateWork(
                     str(unit), unit.node, archive.git.tar(node.commit), task, c.models.agent,
                     c.agent, stage, box,

@@ -6,6 +6,7 @@ import socket
 
 from archive import Archive
 from benchmarks.base import Benchmark
+from dgm.executors.mailbox import Mailbox
 from dgm.gateway import Gateway, GatewaySettings, Spend
 from dgm.sandbox_pool import SandboxPool
 from dgm.unit_work import Place, Result, Work, perform
@@ -29,7 +30,7 @@ class LocalExecutor:
             lambda box, unit: open_sandbox(backend, box, run_id=run_id, unit_id=unit)
         )
         self._host = socket.gethostname()
-        self._placed: list[tuple[str, str]] = []
+        self._placed: Mailbox[tuple[str, str]] = Mailbox()
 
     def __enter__(self) -> LocalExecutor:
         self.gateway.start()
@@ -39,7 +40,7 @@ class LocalExecutor:
         self.gateway.close()
 
     def perform(self, work: Work) -> Result:
-        self._placed.append((work.unit, self._host))
+        self._placed.put((work.unit, self._host))
         place = Place(
             self.gateway, self._sandboxes.opener(work.unit), self._benchmark,
             abandoned=lambda: self._sandboxes.abandoned,
@@ -54,5 +55,4 @@ class LocalExecutor:
         return self._sandboxes.abandoned
 
     def placements(self) -> list[tuple[str, str]]:
-        placed, self._placed = self._placed, []
-        return placed
+        return self._placed.take()

@@ -29,6 +29,7 @@ from typing import Any
 from archive import Archive
 from archive.records import FMCall
 from dgm.config import ConfigError, ExecutorConfig
+from dgm.executors.mailbox import Mailbox
 from dgm.fm.providers import open_providers
 from dgm.gateway import Gateway, GatewaySettings, Lease, RunLedger, Spend, gateway_client
 from dgm.gateway.ledger import Budget, lost, record_calls
@@ -85,12 +86,12 @@ class RunDesk:
     to record, and where each unit started."""
 
     def __init__(self, run_id: str, budget: Budget, spent: Spend):
-        self._calls: list[FMCall] = []
-        self._placed: list[tuple[str, str]] = []
+        self._calls: Mailbox[FMCall] = Mailbox()  # put by the ledger's writer thread
+        self._placed: Mailbox[tuple[str, str]] = Mailbox()
         self._ledger = RunLedger(self, run_id=run_id, budget=budget, spent=spent)
 
     def record_fm_call(self, call: FMCall) -> None:  # the ledger's sink
-        self._calls.append(call)
+        self._calls.put(call)
 
     def reserve(self, call: Spend) -> str | None:
         return self._ledger.reserve(call)
@@ -105,15 +106,13 @@ class RunDesk:
         return self._ledger.spent, self._ledger.held
 
     def placed(self, unit: str, node: str) -> None:
-        self._placed.append((unit, node))
+        self._placed.put((unit, node))
 
     def placements(self) -> list[tuple[str, str]]:
-        placed, self._placed = self._placed, []
-        return placed
+        return self._placed.take()
 
     def calls(self) -> list[FMCall]:
-        calls, self._calls = self._calls, []
-        return calls
+        return self._calls.take()
 
     def finish(self) -> list[FMCall]:
         """The calls not yet taken, once every settled one is in."""
