@@ -925,9 +925,10 @@ class Archive:
         *,
         run_id: str | None = None,
         node_id: str | None = None,
-    ) -> None:
+    ) -> int:
+        """The new event's id."""
         with self._write() as conn:
-            self._event(conn, kind, payload, run_id=run_id, node_id=node_id)
+            return self._event(conn, kind, payload, run_id=run_id, node_id=node_id)
 
     def events(
         self, *, after: int = 0, limit: int = 1000, run_id: str | None = None, last: bool = False
@@ -959,11 +960,14 @@ class Archive:
 
     def events_of(self, run_id: str, kind: EventKind) -> list[Event]:
         """A run's events of one kind, oldest first."""
-        query = (
-            select(events)
-            .where(events.c.run_id == run_id, events.c.kind == kind)
-            .order_by(events.c.id)
-        )
+        return self._events_where(events.c.run_id == run_id, events.c.kind == kind)
+
+    def node_events(self, node_id: str, kind: EventKind) -> list[Event]:
+        """A node's events of one kind, oldest first."""
+        return self._events_where(events.c.node_id == node_id, events.c.kind == kind)
+
+    def _events_where(self, *conditions: Any) -> list[Event]:
+        query = select(events).where(*conditions).order_by(events.c.id)
         with self._read() as conn:
             return [Event(**row) for row in conn.execute(query).mappings()]
 
@@ -997,9 +1001,9 @@ class Archive:
         *,
         run_id: str | None = None,
         node_id: str | None = None,
-    ) -> None:
+    ) -> int:
         kind, payload = checked(kind, payload)
-        conn.execute(
+        added = conn.execute(
             insert(events),
             {
                 "run_id": run_id,
@@ -1009,6 +1013,7 @@ class Archive:
                 "created_at": _now(),
             },
         )
+        return added.inserted_primary_key[0]
 
     # -- integrity ---------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ class EventKind(StrEnum):
     EXPANSION_FAILED = "expansion_failed"  # an expansion that made no child
     JUDGED = "judged"  # the interestingness judge's verdict on a child
     HELD_OUT = "held_out"  # the run's answer measured on tasks the search never saw
+    SOLVED = "solved"  # `dgm solve`: an agent run on a repository and task of a person's own
 
 
 class RunTasks(TypedDict):
@@ -110,10 +111,11 @@ class ExpansionFailed(TypedDict):
     reason: str
     diagnosis: dict[str, str]
     problem_statement: str
-    fm_cost_usd: float
-    fm_tokens: int
+    fm_cost_usd: NotRequired[float]  # not known of an attempt imported from another tool
+    fm_tokens: NotRequired[int]
     patch_blob: NotRequired[str]
     trajectory_blob: NotRequired[str]
+    imported: NotRequired[dict[str, str]]  # the tool (`from`) and its name for the attempt
 
 
 class Judged(TypedDict):
@@ -125,6 +127,21 @@ class Judged(TypedDict):
 class HeldOut(TypedDict):
     resolved: int
     attempted: int
+
+
+class Solved(TypedDict):
+    repo: str
+    head: str  # the commit the agent worked on
+    task: str
+    model: str
+    stop: str  # how the agent's process ended
+    steps: int  # FM calls metered
+    tokens: int
+    cost_usd: float
+    duration_s: float
+    patch_blob: str
+    trajectory_blob: str
+    applied: bool
 
 
 PAYLOADS: dict[EventKind, type] = {
@@ -143,6 +160,7 @@ PAYLOADS: dict[EventKind, type] = {
     EventKind.EXPANSION_FAILED: ExpansionFailed,
     EventKind.JUDGED: Judged,
     EventKind.HELD_OUT: HeldOut,
+    EventKind.SOLVED: Solved,
 }
 
 

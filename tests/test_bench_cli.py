@@ -43,14 +43,15 @@ def test_verify_a_checkout_finds_a_broken_exercise(base_image, tmp_path):
         "--backend", "docker",
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["tasks"]
     flagged = rows[2].pop("flagged")
     assert rows == [
         {"task": "python/clamp", "reference": "empty", "baseline": "empty", "ok": False,
-         "flagged": []},
+         "flagged": [], "reference_unavailable": None},
         {"task": "python/roman", "reference": "resolved", "baseline": "empty", "ok": True,
-         "flagged": []},
-        {"task": "python/shout", "reference": "unresolved", "baseline": "empty", "ok": False},
+         "flagged": [], "reference_unavailable": None},
+        {"task": "python/shout", "reference": "unresolved", "baseline": "empty", "ok": False,
+         "reference_unavailable": None},
     ]  # fmt: skip
     assert flagged == ["shout.py:1: runs code when the process exits (exit-hook): import atexit"]
     text = run_dgm(
@@ -117,7 +118,7 @@ def test_run_records_results_in_the_archive(base_image, tmp_path):
 def test_verify_and_run_the_built_in_swebench_suite(base_image, tmp_path):
     verified = run_dgm("bench", "verify", "--benchmark", "builtin-swebench", "--json")
     assert verified.returncode == 0, verified.stderr
-    assert [(r["reference"], r["baseline"]) for r in json.loads(verified.stdout)] == [
+    assert [(r["reference"], r["baseline"]) for r in json.loads(verified.stdout)["tasks"]] == [
         ("resolved", "empty")
     ] * 5
     archive = tmp_path / "archive"

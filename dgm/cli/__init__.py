@@ -11,10 +11,12 @@ from benchmarks.base import BenchmarkError
 from dgm.cli import (
     archive_commands,
     bench_commands,
+    import_commands,
     review_commands,
     run_commands,
     sandbox_commands,
     simulate_commands,
+    solve_commands,
     ui_commands,
 )
 from dgm.config import ConfigError
@@ -31,11 +33,13 @@ app = typer.Typer(
 archive_commands.register(app)
 run_commands.register(app)
 simulate_commands.register(app)
+solve_commands.register(app)
 ui_commands.register(app)
 app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(bench_commands.app, name="bench")
 app.add_typer(review_commands.app, name="review")
 app.add_typer(review_commands.audit_app, name="audit")
+app.add_typer(import_commands.app, name="import")
 
 
 def main() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from rich.text import Text
 from archive import Archive, Lineage, NodeSummary, Origin, jsonable
 from archive.database import display_url
 from archive.errors import InvalidArgument
+from archive.events import EventKind
 from archive.records import interval_text
 from dgm.cli.common import (
     DEFAULT_ARCHIVE,
@@ -25,7 +25,9 @@ from dgm.cli.common import (
     open_archive,
     print_json,
     short,
+    shown,
     warnings,
+    write_untrusted,
 )
 
 NodeArgument = Annotated[str, typer.Argument(help="Node id or a unique prefix of it.")]
@@ -143,12 +145,15 @@ def show(
     out: Annotated[
         Path | None, typer.Option(help="Write the mini-swe-agent trajectory to this file.")
     ] = None,
+    solve: Annotated[
+        int | None, typer.Option(help="What the agent did in this `dgm solve` (its number).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Everything the archive knows about one node; with --trajectory, what its agent did
-    on one task."""
-    if trajectory or task is not None:
-        show_trajectory(node, archive, task, attempt, form, out)
+    on one task (or with --solve, on your repository)."""
+    if trajectory or task is not None or solve is not None:
+        show_trajectory(node, archive, task, attempt, form, out, solve)
         return
     with open_archive(archive) as arc:
         node_id = arc.resolve(node)
@@ -157,6 +162,7 @@ def show(
         scores = arc.scores(node_id)
         evaluations = arc.evaluations(node_id)
         reviews = arc.reviews(node_id)
+        solves = arc.node_events(node_id, EventKind.SOLVED)
     children = lineage.children(node_id)
     if as_json:
         print_json(
@@ -167,6 +173,7 @@ def show(
                 "scores": scores,
                 "evaluations": evaluations,
                 "reviews": reviews,
+                "solves": [{"solve": e.id, **e.payload} for e in solves],
             }
         )
         return
@@ -189,7 +196,7 @@ def show(
     console.print(fields)
     if record.proposal.strip():
         console.print("\n[bold]proposal[/]")
-        console.print(escape(record.proposal.strip()))
+        console.print(escape(shown(record.proposal.strip())))
     if scores.by_stage:
         table = Table("benchmark", "stage", "resolved", "attempted", "score", "95%", title="scores")
         for (benchmark, stage), score in sorted(scores.by_stage.items()):
@@ -209,42 +216,35 @@ def show(
         console.print(
             f"[bold]review[/] {r.kind} {escape(r.reviewer)}: {r.decision} - {escape(r.reason)}"
         )
+    for e in solves:
+        p = e.payload
+        console.print(
+            f"[bold]solve[/] {e.id} {e.created_at:%Y-%m-%d %H:%M} {escape(p['repo'])}: "
+            f"{escape(p['task'])} ({p['steps']} steps, ${p['cost_usd']:.4f}"
+            f"{', applied' if p['applied'] else ''})"
+        )
 
 
 def show_trajectory(
     node: str, archive: Path | None, task: str | None, attempt: int | None, form: str,
-    out: Path | None,
+    out: Path | None, solve: int | None = None,
 ) -> None:  # fmt: skip
     from dgm import trajectories
 
-    if task is None:
+    if task is None and solve is None:
         raise InvalidArgument("--trajectory needs --task TASK: the task whose attempt to show")
     if form not in ("text", "mini-swe-agent"):
         raise InvalidArgument(f"--format {form}: choose text or mini-swe-agent")
     with open_archive(archive) as arc:
         node_id = arc.resolve(node)
-        tried = [e for e in arc.evaluations(node_id) if e.task == task]
-        if not tried:
-            tasks = sorted({e.task for e in arc.evaluations(node_id)})
-            raise InvalidArgument(
-                f"node {short(node_id)} has no result on {task}"
-                + (f"; it has results on {', '.join(tasks)}" if tasks else "")
-            )
-        chosen = [e for e in tried if attempt is None or e.attempt == attempt]
-        if not chosen:
-            attempts = ", ".join(str(e.attempt) for e in tried)
-            raise InvalidArgument(f"no attempt {attempt} at {task}; its attempts: {attempts}")
-        result = chosen[-1]
-        if result.trajectory_blob is None:
-            raise InvalidArgument(
-                f"attempt {result.attempt} at {task} kept no trajectory ({result.status.value})"
-            )
-        data = arc.blobs.get(result.trajectory_blob)
-        patch = arc.blobs.get(result.patch_blob) if result.patch_blob else b""
+        if solve is not None:
+            data, patch, cost, status, title = _solve_trajectory(arc, node_id, solve)
+        else:
+            data, patch, cost, status, title = _task_trajectory(arc, node_id, task, attempt)
     submission = patch.decode(errors="replace")
     if form == "mini-swe-agent":
         converted = trajectories.mini_swe_agent(
-            data, submission=submission, cost_usd=result.cost_usd or 0.0, status=result.status.value
+            data, submission=submission, cost_usd=cost, status=status
         )
         text = json.dumps(converted, indent=2)
         if out is None:
@@ -254,26 +254,65 @@ def show_trajectory(
             warnings.print(f"wrote {out} (open it with mini-swe-agent's inspector)")
         return
     turns, left_out = trajectories.conversation(data)
-    console.print(
-        f"node {short(node_id)} on {task}, attempt {result.attempt}: {result.status.value}",
-        style="bold",
-    )
+    console.print(Text(shown(f"node {short(node_id)} {title}: {status}"), style="bold"))
     for turn in turns:
         step = f"[{turn.step}] " if turn.step is not None else ""
         if turn.kind == "assistant":
             console.print(Text(f"{step}assistant", style="bold cyan"))
             if turn.text:
-                console.print(Text(turn.text))
+                console.print(Text(shown(turn.text)))
             for call in turn.calls:
-                console.print(Text(f"  -> {call['name']} {call['arguments']}", style="cyan"))
+                console.print(Text(shown(f"  -> {call['name']} {call['arguments']}"), style="cyan"))
         elif turn.kind == "tool":
             verdict = "" if turn.ok else " (malformed call)"
-            console.print(Text(f"{step}tool {turn.name}{verdict}", style="bold yellow"))
-            console.print(Text(turn.text))
+            console.print(Text(shown(f"{step}tool {turn.name}{verdict}"), style="bold yellow"))
+            console.print(Text(shown(turn.text)))
         else:
-            console.print(Text(f"{step}{turn.name or 'line'}: {turn.text}", style="dim"))
+            console.print(Text(shown(f"{step}{turn.name or 'line'}: {turn.text}"), style="dim"))
     if left_out:
         console.print(f"... and {left_out} more lines (--format mini-swe-agent has them all)")
+
+
+def _solve_trajectory(
+    arc: Archive, node_id: str, solve: int
+) -> tuple[bytes, bytes, float, str, str]:
+    """(trajectory, patch, cost, how it ended, title) of one of the node's solves."""
+    found = {e.id: e for e in arc.node_events(node_id, EventKind.SOLVED)}
+    if solve not in found:
+        known = ", ".join(map(str, found)) or "none"
+        raise InvalidArgument(f"node {short(node_id)} has no solve {solve} (its solves: {known})")
+    p = found[solve].payload
+    return (
+        arc.blobs.get(p["trajectory_blob"]), arc.blobs.get(p["patch_blob"]), p["cost_usd"],
+        p["stop"], f"on {p['repo']} (solve {solve}: {p['task']})",
+    )  # fmt: skip
+
+
+def _task_trajectory(
+    arc: Archive, node_id: str, task: str, attempt: int | None
+) -> tuple[bytes, bytes, float, str, str]:
+    """(trajectory, patch, cost, status, title) of the node's attempt at a task."""
+    tried = [e for e in arc.evaluations(node_id) if e.task == task]
+    if not tried:
+        tasks = sorted({e.task for e in arc.evaluations(node_id)})
+        raise InvalidArgument(
+            f"node {short(node_id)} has no result on {task}"
+            + (f"; it has results on {', '.join(tasks)}" if tasks else "")
+        )
+    chosen = [e for e in tried if attempt is None or e.attempt == attempt]
+    if not chosen:
+        attempts = ", ".join(str(e.attempt) for e in tried)
+        raise InvalidArgument(f"no attempt {attempt} at {task}; its attempts: {attempts}")
+    result = chosen[-1]
+    if result.trajectory_blob is None:
+        raise InvalidArgument(
+            f"attempt {result.attempt} at {task} kept no trajectory ({result.status.value})"
+        )
+    return (
+        arc.blobs.get(result.trajectory_blob),
+        arc.blobs.get(result.patch_blob) if result.patch_blob else b"",
+        result.cost_usd or 0.0, result.status.value, f"on {task}, attempt {result.attempt}",
+    )  # fmt: skip
 
 
 def cat(
@@ -284,7 +323,7 @@ def cat(
     """Print one file of an agent, read from the git store without a checkout."""
     with open_archive(archive) as arc:
         data = arc.git.read_file(arc.node(arc.resolve(node)).commit, path)
-    sys.stdout.buffer.write(data)
+    write_untrusted(data)
 
 
 def diff(
@@ -302,7 +341,8 @@ def diff(
             old = arc.node(arc.resolve(against)).commit
         else:
             old = arc.node(record.parent_id).commit if record.parent_id else None
-        typer.echo(arc.git.diff(old, record.commit, stat_only=stat), nl=False)
+        text = arc.git.diff(old, record.commit, stat_only=stat)
+    write_untrusted(text)
 
 
 def lineage(
@@ -343,12 +383,12 @@ def lineage(
             n.status.value,
             str(scores[n.id].searched),
             str(scores[n.id].held_out),
-            escape(n.summary),
+            escape(shown(n.summary)),
         )
     console.print(table)
 
 
-def _best(arc: Archive, run: str | None, what: str):
+def best_of_run(arc: Archive, run: str | None, what: str):
     """The answer of a run (the latest, or the one named), which must have one."""
     from dgm.run_status import find_run, run_answer
 
@@ -380,7 +420,7 @@ def predictions(
 
     with open_archive(archive) as arc:
         chosen_run = find_run(arc, run) if run else None
-        node_id = _best(arc, run, "predict").node if node == "best" else arc.resolve(node)
+        node_id = best_of_run(arc, run, "predict").node if node == "best" else arc.resolve(node)
         found = node_predictions(
             arc, node_id, benchmark, run_id=chosen_run.id if chosen_run else None
         )
@@ -415,7 +455,7 @@ def export(
     chosen = None
     with open_archive(archive) as arc:
         if node == "best":
-            answer = _best(arc, run, "export")
+            answer = best_of_run(arc, run, "export")
             node_id = answer.node
             chosen = {
                 "run": answer.run.name, "run_id": answer.run.id, "rule": answer.rule,

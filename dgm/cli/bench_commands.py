@@ -13,8 +13,11 @@ from archive.records import EvalStatus
 from benchmarks.agent_run import AgentLimits
 from dgm.cli.common import (
     DEFAULT_ARCHIVE,
+    AgentModelOption,
+    AgentTimeoutOption,
     ArchiveOption,
     JsonOption,
+    MaxStepsOption,
     console,
     open_archive,
     print_json,
@@ -96,32 +99,97 @@ def verify(
     before spending money on it."""
     bench = open_benchmark(benchmark, path, language, backend, pull=pull)
     tasks = bench.tasks()
+    refactoring = getattr(bench, "refactoring", lambda task: False)
+    reference_unavailable = getattr(bench, "reference_unavailable", lambda task: None)
     rows = []
     with Progress(console=console, transient=True, disable=as_json) as progress:
         job = progress.add_task(f"verifying {benchmark}", total=len(tasks))
         for task in tasks:
-            graded = bench.grade(task, bench.reference_patch(task))
-            reference, flagged = graded.status, [str(f) for f in graded.findings]
-            baseline = bench.grade(task, "").status
-            ok = reference is EvalStatus.RESOLVED and baseline is not EvalStatus.RESOLVED
-            rows.append({"task": task, "reference": reference, "baseline": baseline, "ok": ok,
-                         "flagged": flagged})  # fmt: skip
+            rows.append(_verify_task(bench, task, refactoring(task), reference_unavailable(task)))
             progress.advance(job)
+    unavailable = getattr(bench, "unavailable", {})
+    summary = _by_language(bench, rows, unavailable) if hasattr(bench, "exercises") else []
     if as_json:
-        print_json(rows)
+        print_json({"tasks": rows, "languages": summary, "unavailable": unavailable})
     else:
-        table = Table("task", "reference", "baseline", "", box=None)
-        for row in rows:
-            mark = "ok" if row["ok"] else "[red]WRONG[/red]"
-            table.add_row(row["task"], row["reference"].value, row["baseline"].value, mark)
-        console.print(table)
-        for row in rows:
-            for finding in row["flagged"]:
-                console.print(f"{row['task']}: the solution check flags the reference: {finding}")
-        bad = sum(not row["ok"] for row in rows)
-        console.print(f"{len(rows) - bad} of {len(rows)} tasks grade as they should")
+        _print_verified(rows, summary, unavailable)
     if not all(row["ok"] for row in rows):
         raise typer.Exit(1)
+
+
+def _verify_task(bench, task: str, refactoring: bool, unchecked: str | None) -> dict:
+    """The reference must resolve (unless it cannot run here: `unchecked` says why) and the
+    starting code must not (unless the exercise asks to refactor working code)."""
+    reference, flagged = None, []
+    if unchecked is None:
+        graded = bench.grade(task, bench.reference_patch(task))
+        reference, flagged = graded.status, [str(f) for f in graded.findings]
+    baseline = bench.grade(task, "").status
+    stub_ok = baseline is not EvalStatus.RESOLVED or refactoring
+    ok = (unchecked is not None or reference is EvalStatus.RESOLVED) and stub_ok
+    return {"task": task, "reference": reference, "baseline": baseline, "ok": ok,
+            "flagged": flagged, "reference_unavailable": unchecked}  # fmt: skip
+
+
+def _starts_passing(row: dict) -> bool:
+    return row["ok"] and row["baseline"] is EvalStatus.RESOLVED
+
+
+def _by_language(bench, rows: list[dict], unavailable: dict[str, str]) -> list[dict]:
+    """Per Polyglot language: its exercises, and how each grade came out."""
+    summary = []
+    for lang in sorted(
+        {key.partition("/")[0] for key in [*(r["task"] for r in rows), *unavailable]}
+    ):
+        mine = [row for row in rows if row["task"].startswith(f"{lang}/")]
+        summary.append({
+            "language": lang,
+            "exercises": len(bench.exercises(lang)),
+            "reference_resolves": sum(r["reference"] is EvalStatus.RESOLVED for r in mine),
+            "stub_does_not": sum(r["baseline"] is not EvalStatus.RESOLVED for r in mine),
+            "starts_passing": sum(_starts_passing(r) for r in mine),
+            "unavailable": len(bench.exercises(lang)) if lang in unavailable else sum(
+                key.startswith(f"{lang}/") for key in unavailable
+            ),
+            "reference_unavailable": sum(bool(r["reference_unavailable"]) for r in mine),
+            "wrong": sum(not r["ok"] for r in mine),
+        })  # fmt: skip
+    return summary
+
+
+def _print_verified(rows: list[dict], summary: list[dict], unavailable: dict[str, str]) -> None:
+    table = Table("task", "reference", "baseline", "", box=None)
+    for row in rows:
+        mark = "ok" if row["ok"] else "[red]WRONG[/red]"
+        mark += ", starts passing" if _starts_passing(row) else ""  # a refactoring exercise
+        mark += ", reference unavailable" if row["reference_unavailable"] else ""
+        reference = row["reference"].value if row["reference"] else "-"
+        table.add_row(row["task"], reference, row["baseline"].value, mark)
+    console.print(table)
+    for row in rows:
+        for finding in row["flagged"]:
+            console.print(f"{row['task']}: the solution check flags the reference: {finding}")
+    if summary:
+        columns = ["language", "exercises", "reference resolves", "stub does not",
+                   "starts passing", "unavailable", "reference unavailable", "wrong"]  # fmt: skip
+        cells = [[str(value) for value in line.values()] for line in summary]
+        # as narrow as the longest word or value: the names wrap, and 80 columns hold it all
+        by_language = Table(box=None, pad_edge=False, collapse_padding=True)
+        for i, column in enumerate(columns):
+            width = max([*map(len, column.split()), *(len(line[i]) for line in cells)])
+            by_language.add_column(column, width=width)
+        for line in cells:
+            by_language.add_row(*line)
+        console.print(by_language)
+    for name, reason in unavailable.items():
+        console.print(f"{name} is unavailable: {reason}")
+    for row in rows:
+        if row["reference_unavailable"]:
+            console.print(
+                f"{row['task']}: its reference is unavailable: {row['reference_unavailable']}"
+            )
+    bad = sum(not row["ok"] for row in rows)
+    console.print(f"{len(rows) - bad} of {len(rows)} tasks grade as they should")
 
 
 @app.command("run")
@@ -135,16 +203,10 @@ def run_(
     tasks: Annotated[
         str | None, typer.Option(help="Comma-separated task ids, or @FILE with one per line.")
     ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model the agent uses (default: the local model).")
-    ] = None,
+    model: AgentModelOption = None,
     workers: Annotated[int, typer.Option(min=1, help="Tasks run at once.")] = 1,
-    max_steps: Annotated[
-        int, typer.Option(min=1, help="Most agent steps per task.")
-    ] = AgentLimits().max_steps,
-    timeout: Annotated[
-        float, typer.Option(min=1, help="Seconds the agent may take per task.")
-    ] = AgentLimits().timeout_s,
+    max_steps: MaxStepsOption = AgentLimits().max_steps,
+    timeout: AgentTimeoutOption = AgentLimits().timeout_s,
     again: Annotated[bool, typer.Option(help="Run tasks already evaluated again.")] = False,
     pull: PullOption = False,
     backend: Annotated[Backend, typer.Option(help="Sandbox backend.")] = Backend.AUTO,

@@ -21,6 +21,7 @@ from dgm.cli.common import (
     open_archive,
     print_json,
     short,
+    shown,
     warnings,
 )
 
@@ -110,7 +111,7 @@ def list_(
             _risk(s),
             str(findings),
             *(s.verdicts[g].state for g in ("admit", "promote", "export")),
-            escape(s.node.summary),
+            escape(shown(s.node.summary)),
         )
     console.print(table)
 
@@ -143,10 +144,10 @@ def show(node: NodeArgument, archive: ArchiveOption = DEFAULT_ARCHIVE, as_json: 
     console.print(
         f"[bold]node[/] {n.id}  parent {short(n.parent_id)}  status {n.status.value}  tree {n.tree}"
     )
-    console.print(f"[bold]change[/] {escape(n.summary or '(no description)')}")
+    console.print(f"[bold]change[/] {escape(shown(n.summary or '(no description)'))}")
     if diagnosis:
         proposal = diagnosis.get("improvement_proposal") or diagnosis
-        console.print(f"[bold]diagnosis[/] {escape(str(proposal))[:600]}")
+        console.print(f"[bold]diagnosis[/] {escape(shown(str(proposal)[:600]))}")
     console.print(
         f"[bold]score[/] searched {_score(scores.searched)}  held-out {_score(scores.held_out)}"
     )
@@ -161,10 +162,11 @@ def show(node: NodeArgument, archive: ArchiveOption = DEFAULT_ARCHIVE, as_json: 
     if state.review:
         for f in service.findings_of(state.review):
             console.print(
-                f"{_finding(f)} ({f.reviewer}) {escape(f.note)}\n      {escape(f.excerpt)}"
+                f"{_finding(f)} ({f.reviewer}) {escape(shown(f.note))}\n"
+                f"      {escape(shown(f.excerpt))}"
             )
     if diff:
-        console.print(Syntax(diff, "diff", word_wrap=True))
+        console.print(Syntax(shown(diff), "diff", word_wrap=True))
 
 
 @app.command()
@@ -250,7 +252,7 @@ def _risk(state) -> str:
 def _finding(f) -> str:
     """A finding's level (coloured), rule and place."""
     colour = {"low": "green", "medium": "yellow", "high": "red", "critical": "bold red"}[f.level]
-    return f"  [{colour}]{f.level}[/] {f.rule} {escape(f.file)}:{f.line}"
+    return f"  [{colour}]{f.level}[/] {f.rule} {escape(shown(f.file))}:{f.line}"
 
 
 def _score(score) -> str:
@@ -283,6 +285,6 @@ def _print_review(review, state) -> None:
 
     console.print(f"{short(state.node.id)}: {escape(review.reason)} ({review.reviewer})")
     for f in service.findings_of(review):
-        console.print(f"{_finding(f)} {escape(f.note)}")
+        console.print(f"{_finding(f)} {escape(shown(f.note))}")
     for gate, v in state.verdicts.items():
         console.print(f"{gate}: {v.state} ({escape(v.reason)})")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,10 +107,13 @@ class Gateway:
         run_id: str | None = None,
         spent: Spend | None = None,
         run_account: RunAccount | None = None,
+        on_answer: Callable[[str, str, Any], None] | None = None,
     ):
         """The run's account is kept here (calls recorded in `sink`), unless `run_account`
-        is the one all the run's gateways share."""
+        is the one all the run's gateways share. `on_answer(unit, wire, body)` sees each
+        whole answer (not a streamed one) before its call is settled: a live view's."""
         self.settings = settings
+        self._on_answer = on_answer
         if run_account is None:
             assert sink is not None
             run_account = RunLedger(sink, run_id=run_id, budget=settings.budget, spent=spent)
@@ -270,7 +273,10 @@ class Gateway:
         usage = Usage()
         if answer.is_success:
             with contextlib.suppress(ValueError, AttributeError):
-                wire.read(json.loads(data), usage)
+                parsed = json.loads(data)
+                wire.read(parsed, usage)
+                if self._on_answer and meter.account:
+                    self._on_answer(meter.account.unit_id, wire.name, parsed)
         meter.settle("ok" if answer.is_success else f"error-{answer.status_code}", usage)
         if answer.status_code == 401:  # about the gateway's key, which the message may quote
             message = f"the {wire.name} provider refused the gateway's key"

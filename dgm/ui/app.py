@@ -207,6 +207,11 @@ def create_app(archive: Archive, token: str, *, open_reading: bool) -> Starlette
         data = await threaded(pages.evaluation_page, arc, request.path_params["evaluation_id"])
         return ui.page(request, "evaluation.html", data)
 
+    async def solve(request: Request) -> Response:
+        params = request.path_params
+        data = await threaded(pages.solve_page, arc, params["node_id"], params["solve_id"])
+        return ui.page(request, "solve.html", data)
+
     async def compare(request: Request) -> Response:
         q = request.query_params
         if not q.get("a") or not q.get("b"):
@@ -292,6 +297,7 @@ def create_app(archive: Archive, token: str, *, open_reading: bool) -> Starlette
         *both("/tree", tree),
         *both("/nodes/{node_id}", node),
         *both("/evaluations/{evaluation_id:int}", evaluation),
+        *both("/nodes/{node_id}/solves/{solve_id:int}", solve),
         *both("/compare", compare),
         *both("/reviews", queue),
         *both("/nodes/{node_id}/decision", decide, methods=["POST"]),

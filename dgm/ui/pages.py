@@ -162,6 +162,8 @@ def node_page(arc: Archive, node_id: str) -> dict[str, Any]:
         )
     calls = arc.fm_calls(node_id=node_id)
     scores = arc.scores(node_id)
+    solves = [{"id": e.id, "at": e.created_at, **e.payload}
+              for e in arc.node_events(node_id, EventKind.SOLVED)]  # fmt: skip
     return {
         "node": node,
         "ancestors": lineage.ancestors(node_id),
@@ -182,6 +184,7 @@ def node_page(arc: Archive, node_id: str) -> dict[str, Any]:
         "trajectory": turns,
         "trajectory_left_out": left_out,
         "stages": stages,
+        "solves": solves,
         "fm": {
             "calls": len(calls),
             "tokens": sum(c.input_tokens + c.output_tokens for c in calls),
@@ -213,6 +216,25 @@ def evaluation_page(arc: Archive, evaluation_id: int) -> dict[str, Any]:
         "evaluation": e,
         "node": arc.node(e.node_id),
         "log": text(e.log_blob),
+        "patch": patch,
+        "files": rendering.file_diffs(patch),
+        "trajectory": turns,
+        "trajectory_left_out": left_out,
+    }
+
+
+def solve_page(arc: Archive, node_id: str, solve_id: int) -> dict[str, Any]:
+    """What the node's agent did in one `dgm solve`: its patch and its conversation."""
+    node_id = arc.resolve(node_id)
+    found = {e.id: e for e in arc.node_events(node_id, EventKind.SOLVED)}
+    if solve_id not in found:
+        raise InvalidArgument(f"node {node_id[:8]} has no solve {solve_id}")
+    solve = found[solve_id]
+    patch = arc.blobs.get(solve.payload["patch_blob"]).decode(errors="replace")
+    turns, left_out = trajectories.conversation(arc.blobs.get(solve.payload["trajectory_blob"]))
+    return {
+        "node": arc.node(node_id),
+        "solve": {"id": solve.id, "at": solve.created_at, **solve.payload},
         "patch": patch,
         "files": rendering.file_diffs(patch),
         "trajectory": turns,
