@@ -38,11 +38,15 @@ fi
 if [ "${DGM_WITH_BROWSER:-0}" = 1 ]; then
   command -v chromium >/dev/null || packages+=(chromium)
 fi
+sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
 if [ ${#packages[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   echo "setup: installing ${packages[*]} with apt-get"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
+elif [ "${DGM_WITH_DOCKER:-0}" = 1 ] && ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
+  # the Polyglot toolchain image takes Debian's Rust crates through apt: it needs the lists
+  echo "setup: reading Debian's package lists (apt-get update)"
+  $sudo apt-get update -qq
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
