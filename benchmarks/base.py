@@ -63,6 +63,12 @@ class Benchmark(Protocol):
     def reference_patch(self, task: str) -> str:
         """A patch known to solve the task (to check that grading works)."""
 
+    def reference_unavailable(self, task: str) -> str | None:
+        """Why the reference patch cannot be graded here (what it needs is missing), or None."""
+
+    def starts_passing(self, task: str) -> bool:
+        """May the untouched starting code pass (a task that asks to refactor working code)?"""
+
     def grade(self, task: str, patch: str) -> Outcome:
         """Apply `patch` to a pristine copy of the task in a fresh sandbox and run the
         hidden tests; edits the patch makes to test files are dropped first. Never raises

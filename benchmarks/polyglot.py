@@ -171,7 +171,7 @@ class PolyglotBenchmark:
             if task not in self.unavailable
         ]  # fmt: skip
 
-    def refactoring(self, task: str) -> bool:
+    def starts_passing(self, task: str) -> bool:
         """Does the exercise ask to refactor working code (its starting code may pass)?"""
         docs = self._folder(task) / ".docs"
         return any("refactor" in p.read_text().lower() for p in docs.glob("instructions*.md"))

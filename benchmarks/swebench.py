@@ -125,6 +125,12 @@ class SWEBenchBenchmark:
     def reference_patch(self, task: str) -> str:
         return self.row(task)["patch"]
 
+    def reference_unavailable(self, task: str) -> str | None:
+        return None  # the instance image holds all the gold patch needs
+
+    def starts_passing(self, task: str) -> bool:
+        return False  # an issue is open: its FAIL_TO_PASS tests fail before the fix
+
     def image(self, task: str) -> str:
         """The instance image, in the local engine (built or pulled first if need be)."""
         row = self.row(task)
