@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,7 @@ from benchmarks.polyglot_runners import CRATES, GO_CACHE, REPORT, RUNNERS, Verdi
 from benchmarks.solution_check import check_solution
 from sandbox.base import ExecStatus, Sandbox, SandboxError, SandboxSettings, in_folder
 from sandbox.images import AGENT_LAYER, ImageRecipe
+from sandbox.outputs import read_regular
 
 BUILTIN = Path(__file__).with_name("suites") / "polyglot"
 # every language but Python runs in this image; Python runs in the base agent image. npm
@@ -372,9 +372,5 @@ def _solution(folder: Path, names: list[str], patch: str, log: list[str]) -> dic
 
 def _text(path: Path) -> str | None:
     """A regular file's text, never through a link; None when there is none."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    with os.fdopen(fd, encoding="utf-8", errors="replace", newline="") as f:
-        return f.read() if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    data = read_regular(path)
+    return None if data is None else data.decode("utf-8", errors="replace")

@@ -326,12 +326,7 @@ class Cpp(_Standalone):
         passed, failed, ran = _junit(report / "report.xml")
 
         def cases(keys: set[str]) -> set[str]:
-            # Catch2 reports a case's sections as "case/section" (a case's own name may hold
-            # a "/" too): each counts for the expected case it starts with
-            names = {key.split("::", 1)[-1] for key in keys}
-            return {
-                next((e for e in expected if n == e or n.startswith(e + "/")), n) for n in names
-            }
+            return {_case(key.split("::", 1)[-1], expected) for key in keys}
 
         return judge(expected, cases(passed), cases(failed), ran)
 
@@ -363,6 +358,8 @@ def _compiled(text: str, defined: set[str]) -> str:
 
 
 def _case(name: str, expected: set[str]) -> str:
+    """The expected case a reported name counts for: Catch2 reports a case's sections as
+    "case/section" (a case's own name may hold a "/" too)."""
     return next((case for case in expected if name == case or name.startswith(case + "/")), name)
 
 

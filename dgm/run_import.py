@@ -23,10 +23,8 @@ touched: a folder that does not fit imports nothing.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import stat
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -40,8 +38,10 @@ from archive.errors import InvalidArgument
 from archive.events import EventKind
 from archive.records import EvalStatus, EvaluationResult, NodeStatus, Origin
 from benchmarks import patches
+from benchmarks.base import read_ids
 from benchmarks.registry import PUBLISHED
 from dgm.expand import apply_change
+from sandbox.outputs import read_regular
 
 SEED = "initial"
 # a node's or a task's name: it becomes part of a path here
@@ -74,6 +74,8 @@ class Imported:
     status: NodeStatus = NodeStatus.ADMITTED
     reason: str = ""
     code: Path | None = None
+    outcomes: list[tuple[str, EvalStatus]] = field(default_factory=list)
+    """(DGM's task id, status) of each of its task results, read once by `read_run`."""
 
 
 @dataclass
@@ -100,7 +102,9 @@ def read_run(folder: Path, benchmark: str | None = None) -> ImportedRun:
             "or hgm_metadata.jsonl"
         )
     seed = Imported(SEED, None, _metadata(folder, SEED))
-    tasks = [t for node in (seed, *nodes) for t, _ in _outcomes(folder / node.name, node.metadata)]
+    for node in (seed, *nodes):
+        node.outcomes = list(_outcomes(folder / node.name, node.metadata))
+    tasks = [task for node in (seed, *nodes) for task, _ in node.outcomes]
     return ImportedRun(system, folder, benchmark or _benchmark(tasks), [seed, *nodes], failed)
 
 
@@ -157,7 +161,7 @@ def _hgm_nodes(folder: Path) -> tuple[list[Imported], list[Imported]]:
 
 def _child(folder: Path, name: str, parent: str | None = None) -> Imported:
     """A child of the run; its parent, unless given, as its metadata names it."""
-    metadata, patch = _metadata(folder, name), _read(folder / name / "model_patch.diff")
+    metadata, patch = _metadata(folder, name), read_regular(folder / name / "model_patch.diff")
     return Imported(
         name, parent or str(metadata.get("parent_commit") or SEED), metadata,
         patch.decode(errors="replace") if patch else "",
@@ -197,13 +201,8 @@ def write_run(
         "imported": {"from": run.system, "folder": str(run.folder.resolve())},
         "selector": {"name": SELECTORS[run.system], "params": {}},
     }
-    searched = sorted(
-        {
-            _task(t)
-            for node in run.nodes
-            for t, _ in _outcomes(run.folder / node.name, node.metadata)
-        }
-    )
+    searched = sorted({_task(task) for node in run.nodes for task, _ in node.outcomes})
+    stage_of = _stages(run.benchmark)
     created = archive.create_run(name, config, {
         "benchmark": run.benchmark, "model": model, "searched": searched, "held_out": [],
     })  # fmt: skip
@@ -221,7 +220,8 @@ def write_run(
             meta=_meta(archive, node, run),
         )
         ids[node.name] = added.id
-        archive.record_evaluations(added.id, _results(run, node, model), run_id=created.id)
+        results = _results(run, node, model, stage_of)
+        archive.record_evaluations(added.id, results, run_id=created.id)
         if node.reason:
             archive.set_status(added.id, node.status, node.reason)
         progress()
@@ -251,12 +251,13 @@ def built(run: ImportedRun, seed: Path) -> Iterator[None]:
         yield
 
 
-def _results(run: ImportedRun, node: Imported, model: str) -> list[EvaluationResult]:
-    stage_of, folder = _stages(run.benchmark), run.folder / node.name
-    outcomes = list(_outcomes(folder, node.metadata))
-    tries = Counter(task for task, _ in outcomes)
+def _results(
+    run: ImportedRun, node: Imported, model: str, stage_of: dict[str, str]
+) -> list[EvaluationResult]:
+    folder = run.folder / node.name
+    tries = Counter(task for task, _ in node.outcomes)
     found = []
-    for task, status in outcomes:
+    for task, status in node.outcomes:
         # which evaluation a result came from is not written down: a task tried more than
         # once keeps its statuses but no patch or conversation, which could be another's
         files = _prediction(folder, task) if tries[task] == 1 else {}
@@ -301,7 +302,7 @@ def _prediction(folder: Path, task: str) -> dict[str, bytes | None]:
         return {}
     where = runs[0]
     try:
-        patch = json.loads(_read(where / f"{task}.json") or b"{}").get("model_patch") or ""
+        patch = json.loads(read_regular(where / f"{task}.json") or b"{}").get("model_patch") or ""
     except (ValueError, AttributeError):
         patch = ""
     logs = sorted(
@@ -309,9 +310,9 @@ def _prediction(folder: Path, task: str) -> dict[str, bytes | None]:
     )
     return {
         "patch": str(patch).encode(),
-        "trajectory": _read(where / f"{task}.md"),
-        "log": _read(where / f"{task}_eval.md") or (_read(logs[0]) if logs else None),
-        "harness_log": _read(where / f"{task}_docker.log"),
+        "trajectory": read_regular(where / f"{task}.md"),
+        "log": read_regular(where / f"{task}_eval.md") or (read_regular(logs[0]) if logs else None),
+        "harness_log": read_regular(where / f"{task}_docker.log"),
     }
 
 
@@ -328,7 +329,7 @@ def _meta(archive: Archive, node: Imported, run: ImportedRun) -> dict[str, Any]:
     }
     if data.get("improvement_diagnosis"):
         meta["improvement_diagnosis"] = data["improvement_diagnosis"]
-    if conversation := _read(run.folder / node.name / "self_evo.md"):
+    if conversation := read_regular(run.folder / node.name / "self_evo.md"):
         meta["trajectory_blob"] = archive.blobs.put(conversation)
     return meta
 
@@ -349,8 +350,7 @@ def _stages(benchmark: str) -> dict[str, str]:
     for number, name in reversed(list(enumerate(STAGE_LISTS, 1))):
         path = PUBLISHED / kind / f"{name}.txt"
         if path.is_file():
-            ids = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
-            stage_of |= dict.fromkeys(filter(None, ids), f"stage-{number}")
+            stage_of |= dict.fromkeys(read_ids(path), f"stage-{number}")
     return stage_of
 
 
@@ -372,7 +372,7 @@ def _check_name(name: object, what: str) -> None:
 def _metadata(folder: Path, name: str) -> dict[str, Any]:
     _check_name(name, "node")
     path = folder / name / "metadata.json"
-    data = _read(path)
+    data = read_regular(path)
     if data is None:
         raise InvalidArgument(f"{path} is missing (or not a regular file)")
     try:
@@ -388,7 +388,7 @@ def _json_objects(path: Path) -> list[dict[str, Any]]:
     """The JSON objects of a file that holds them one after another (DGM writes each with
     `indent=2`, so a "line" spans many)."""
     text, decoder, found, pos = (
-        (_read(path) or b"").decode(errors="replace"),
+        (read_regular(path) or b"").decode(errors="replace"),
         json.JSONDecoder(),
         [],
         0,
@@ -408,14 +408,3 @@ def _skip_space(text: str, pos: int) -> int:
     while pos < len(text) and text[pos].isspace():
         pos += 1
     return pos
-
-
-def _read(path: Path) -> bytes | None:
-    """A regular file's bytes, never through a link (agents wrote these folders); None when
-    there is none."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        return f.read() if stat.S_ISREG(os.fstat(fd).st_mode) else None

@@ -24,7 +24,7 @@ from typing import Any
 from archive import Archive
 from archive.errors import InvalidArgument
 from archive.events import EventKind
-from archive.records import FMCall
+from archive.records import Event, FMCall
 from benchmarks import patches
 from benchmarks.agent_run import AgentLimits, git_repository, run_agent
 from dgm.expand import apply_change
@@ -204,3 +204,13 @@ def keep(
         "applied": applied,
     }
     return archive.append_event(EventKind.SOLVED, payload, node_id=node_id)
+
+
+def kept_solve(archive: Archive, node_id: str, number: int) -> Event:
+    """One of the node's kept solves (`dgm show --solve`, the web UI); InvalidArgument naming
+    the ones it has when it has no `number`."""
+    found = {e.id: e for e in archive.node_events(node_id, EventKind.SOLVED)}
+    if number not in found:
+        known = ", ".join(map(str, found)) or "none"
+        raise InvalidArgument(f"node {node_id[:8]} has no solve {number} (its solves: {known})")
+    return found[number]

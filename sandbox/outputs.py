@@ -227,6 +227,17 @@ def _walk(
             folder.refuse(name, f"not a regular file ({_mode_kind(mode)})")
 
 
+def read_regular(path: Path) -> bytes | None:
+    """A regular file's bytes, never through a link and never waiting on a FIFO; None when
+    `path` is no regular file (a folder an agent wrote may hold anything)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        return f.read() if stat.S_ISREG(os.fstat(fd).st_mode) else None
+
+
 def _bounded(data: BinaryIO, size: int) -> Iterator[bytes]:
     """At most `size` bytes: a file still growing is cut where its size was read."""
     while size > 0 and (chunk := data.read(min(_CHUNK, size))):

@@ -277,11 +277,9 @@ def _solve_trajectory(
     arc: Archive, node_id: str, solve: int
 ) -> tuple[bytes, bytes, float, str, str]:
     """(trajectory, patch, cost, how it ended, title) of one of the node's solves."""
-    found = {e.id: e for e in arc.node_events(node_id, EventKind.SOLVED)}
-    if solve not in found:
-        known = ", ".join(map(str, found)) or "none"
-        raise InvalidArgument(f"node {short(node_id)} has no solve {solve} (its solves: {known})")
-    p = found[solve].payload
+    from dgm.solve import kept_solve
+
+    p = kept_solve(arc, node_id, solve).payload
     return (
         arc.blobs.get(p["trajectory_blob"]), arc.blobs.get(p["patch_blob"]), p["cost_usd"],
         p["stop"], f"on {p['repo']} (solve {solve}: {p['task']})",

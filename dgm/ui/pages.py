@@ -13,6 +13,7 @@ from archive.records import HELD_OUT_STAGE, NodeStatus
 from dgm import trajectories
 from dgm.review import service
 from dgm.run_status import in_flight, status_of
+from dgm.solve import kept_solve
 from dgm.ui import charts, lineage_svg, rendering
 
 EVENTS_SHOWN = 30
@@ -226,10 +227,7 @@ def evaluation_page(arc: Archive, evaluation_id: int) -> dict[str, Any]:
 def solve_page(arc: Archive, node_id: str, solve_id: int) -> dict[str, Any]:
     """What the node's agent did in one `dgm solve`: its patch and its conversation."""
     node_id = arc.resolve(node_id)
-    found = {e.id: e for e in arc.node_events(node_id, EventKind.SOLVED)}
-    if solve_id not in found:
-        raise InvalidArgument(f"node {node_id[:8]} has no solve {solve_id}")
-    solve = found[solve_id]
+    solve = kept_solve(arc, node_id, solve_id)
     patch = arc.blobs.get(solve.payload["patch_blob"]).decode(errors="replace")
     turns, left_out = trajectories.conversation(arc.blobs.get(solve.payload["trajectory_blob"]))
     return {
